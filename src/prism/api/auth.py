@@ -1,0 +1,46 @@
+"""Bearer-token checks for internal and operator routes.
+
+Fail closed: a route whose token is not configured answers 503, never opens. Comparisons are
+constant-time. Identity headers are read only after the token has been verified.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+
+from prism.api.errors import ApiError
+from prism.config import Settings
+
+
+def _presented_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def check_bearer(request: Request, expected: str | None, *, what: str) -> None:
+    if not expected:
+        raise ApiError(503, "auth_not_configured", f"{what} is not configured on this PRISM; the route is closed")
+    presented = _presented_token(request)
+    if presented is None:
+        raise ApiError(401, "unauthorized", "missing bearer token", {"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise ApiError(401, "unauthorized", "invalid bearer token", {"WWW-Authenticate": "Bearer"})
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def require_internal(request: Request) -> None:
+    """Platform's shared token: the only requests whose verified-hotkey header is believed."""
+    check_bearer(request, settings_of(request).shared_token, what="the shared Platform token")
+
+
+def require_operator(request: Request) -> None:
+    check_bearer(request, settings_of(request).operator_token, what="the operator token")

@@ -1,0 +1,126 @@
+"""Read routes: health, version, submissions, leaderboard, architectures, epochs, weights."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.orm import Session
+
+import prism
+from prism.api.auth import require_internal
+from prism.api.errors import ApiError
+from prism.api.state import app_state, session_scope
+from prism.api.views import full_submission_view, public_submission_view
+from prism.scoring.ranking import leaderboard
+from prism.store.base import utcnow
+from prism.store.models import Submission
+from prism.store.scores import architectures, eligible_results
+from prism.store.submissions import epoch_at
+
+router = APIRouter()
+
+CAPABILITIES = (
+    "bridge_submissions",
+    "signed_public_submissions",
+    "static_review",
+    "llm_policy_review",
+    "duplicate_review",
+    "sandboxed_evaluation",
+    "manifest_validation",
+    "weights",
+)
+
+
+@router.get("/health", tags=["public"])
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/version", tags=["public"])
+def version() -> dict[str, Any]:
+    return {
+        "api_version": prism.API_VERSION,
+        "challenge_version": prism.CHALLENGE_VERSION,
+        "sdk_version": prism.SDK_VERSION,
+        "prism_version": prism.__version__,
+        "capabilities": list(CAPABILITIES),
+    }
+
+
+def _submission(session: Session, submission_id: str) -> Submission:
+    submission = session.get(Submission, submission_id) if len(submission_id) <= 36 else None
+    if submission is None:
+        raise ApiError(404, "not_found", f"no submission {submission_id!r}")
+    return submission
+
+
+@router.get("/v1/submissions/{submission_id}", tags=["public"])
+def get_submission(submission_id: str, session: Annotated[Session, Depends(session_scope)]) -> dict[str, Any]:
+    """Safe for anonymous reads: state, reason code, queue position, timestamps and scores."""
+    return public_submission_view(session, _submission(session, submission_id))
+
+
+@router.get("/internal/v1/submissions/{submission_id}", tags=["internal"], dependencies=[Depends(require_internal)])
+def get_submission_full(submission_id: str, session: Annotated[Session, Depends(session_scope)]) -> dict[str, Any]:
+    """Everything about one submission, with each stage's evidence (for Platform to relay to its miner)."""
+    return full_submission_view(session, _submission(session, submission_id))
+
+
+def _current_epoch(request: Request) -> int:
+    return epoch_at(utcnow(), app_state(request).settings.epoch_seconds)
+
+
+@router.get("/v1/epochs/current", tags=["public"])
+def current_epoch(request: Request) -> dict[str, Any]:
+    seconds = app_state(request).settings.epoch_seconds
+    epoch = _current_epoch(request)
+    return {"epoch": epoch, "epoch_seconds": seconds, "starts_at": epoch * seconds, "ends_at": (epoch + 1) * seconds}
+
+
+@router.get("/v1/leaderboard", tags=["public"])
+def get_leaderboard(
+    request: Request,
+    session: Annotated[Session, Depends(session_scope)],
+    epoch: Annotated[int | None, Query(ge=0)] = None,
+) -> dict[str, Any]:
+    """One row per hotkey (its best score-eligible result), ties to the earliest submission."""
+    chosen = _current_epoch(request) if epoch is None else epoch
+    rows = leaderboard(eligible_results(session, epoch=chosen))
+    return {
+        "epoch": chosen,
+        "rows": [
+            {
+                "rank": row.rank,
+                "hotkey": row.result.hotkey,
+                "submission_id": row.result.submission_id,
+                "final_score": row.result.final_score,
+                "bits_per_byte": row.result.bits_per_byte,
+                "architecture_hash": row.result.architecture_hash,
+                "submitted_at": row.result.created_at.isoformat(),
+            }
+            for row in rows
+        ],
+    }
+
+
+@router.get("/v1/architectures", tags=["public"])
+def get_architectures(session: Annotated[Session, Depends(session_scope)]) -> dict[str, Any]:
+    return {
+        "architectures": [
+            {
+                "graph_hash": arch.graph_hash,
+                "owner_hotkey": arch.owner_hotkey,
+                "owner_submission_id": arch.owner_submission_id,
+                "discovered_at": arch.discovered_at.isoformat(),
+                "completed_submissions": members,
+            }
+            for arch, members in architectures(session)
+        ]
+    }
+
+
+@router.get("/internal/v1/get_weights", tags=["internal"], dependencies=[Depends(require_internal)])
+def get_weights(request: Request) -> dict[str, Any]:
+    """Platform's contract: one normalized weight per hotkey; fast, cached, never failing, dry-run."""
+    return app_state(request).weights.get().to_json()

@@ -1,0 +1,113 @@
+"""The runtime config: versioned JSON rows in SQL, one active, validated by this schema.
+
+Operators change it with `prism runtime-config set FILE`. When no row is active the defaults
+below apply. A row that does not validate fails official runs closed (`ConfigError`); it is never
+silently replaced by defaults on a path that produces scores.
+
+Each domain owns its section; nothing a miner sends can reach any of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from prism.errors import ConfigError
+
+MAX_GPU_COUNT = 8
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GpuProfile(_Section):
+    """A fixed execution profile. `gpu_count` 0 declares a CPU-only official profile."""
+
+    gpu_count: int = Field(1, ge=0, le=MAX_GPU_COUNT, strict=True)
+    gpu_type: str | None = "H100"
+    cpus: float = Field(8.0, gt=0)
+    memory: str = "64g"
+    memory_swap: str = "64g"
+    pids: int = Field(512, ge=16)
+    tmpfs_size: str = "1g"
+
+
+class GpuPolicy(_Section):
+    max_gpu_count: int = Field(MAX_GPU_COUNT, ge=1, le=MAX_GPU_COUNT, strict=True)
+    official_profile: GpuProfile = GpuProfile()
+    allocation_policy: Literal["fixed", "autosplit"] = "fixed"
+    autosplit_allowed_for_smoke: bool = True
+
+    @model_validator(mode="after")
+    def _profile_within_cap(self) -> GpuPolicy:
+        if self.official_profile.gpu_count > self.max_gpu_count:
+            raise ValueError(
+                f"official_profile.gpu_count {self.official_profile.gpu_count} exceeds max_gpu_count {self.max_gpu_count}"
+            )
+        return self
+
+
+class EvaluationBudget(_Section):
+    parameter_cap: int = Field(150_000_000, ge=1)
+    seq_len: int = Field(128, ge=8, le=8192)
+    batch_size: int = Field(8, ge=1)
+    token_budget: int = Field(262_144, ge=1)
+    wall_clock_seconds: float = Field(600.0, gt=0)
+    heldout_tokens: int = Field(65_536, ge=1)
+    seed: int = 1234
+    # A CPU smoke run: small budgets, never score-eligible.
+    smoke_token_budget: int = Field(65_536, ge=1)
+    smoke_wall_clock_seconds: float = Field(300.0, gt=0)
+
+
+class LlmReviewPolicy(_Section):
+    """The evidence gate and the operator's extra review rules (see docs/llm-review.md).
+
+    `rules` are one rule per item, optionally `rule_id: text`; they are added to the rules from
+    `PRISM_LLM_RULES_FILE`. The gate's default (true) means a rejection needs verified evidence.
+    """
+
+    evidence_required_for_rejection: bool = True
+    rules: tuple[str, ...] = ()
+    # An evidence item may cite at most this many lines: a quote of half a file is not evidence.
+    max_evidence_lines: int = Field(40, ge=1, le=500)
+
+
+class SimilarityPolicy(_Section):
+    # Containment (either direction) of a candidate's normalized fingerprints in the new one.
+    quarantine_threshold: float = Field(0.7, ge=0, le=1)
+    pair_sandbox_enabled: bool = False
+
+
+class RewardPolicy(_Section):
+    """How a hotkey's weight is split between architecture ownership and implementation."""
+
+    owner_share: float = Field(0.6, ge=0, le=1)
+
+    @property
+    def implementation_share(self) -> float:
+        return 1.0 - self.owner_share
+
+
+class RuntimeConfig(_Section):
+    gpu: GpuPolicy = GpuPolicy()
+    evaluation: EvaluationBudget = EvaluationBudget()
+    llm_review_policy: LlmReviewPolicy = LlmReviewPolicy()
+    similarity: SimilarityPolicy = SimilarityPolicy()
+    rewards: RewardPolicy = RewardPolicy()
+
+
+DEFAULT_RUNTIME_CONFIG = RuntimeConfig()
+
+
+def parse_runtime_config(data: Any) -> RuntimeConfig:
+    """Validate a runtime-config document; every problem is named in the `ConfigError`."""
+    try:
+        return RuntimeConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid runtime config: {problems}") from exc

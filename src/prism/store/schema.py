@@ -1,0 +1,10 @@
+"""Every table module, imported once, so `metadata` is the whole schema (Alembic compares with it)."""
+
+from __future__ import annotations
+
+from prism.store import models
+from prism.store.base import Base
+
+metadata = Base.metadata
+
+__all__ = ["metadata", "models"]

@@ -1,0 +1,183 @@
+"""Repository for submissions: create (idempotently), read, stage results, counts."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from prism.evidence import Evidence, evidence_to_json
+from prism.intake.project import Project
+from prism.store.base import utcnow
+from prism.store.lifecycle import audit, transition
+from prism.store.models import (
+    Miner,
+    SourceFile,
+    StageResult,
+    Submission,
+    SubmissionArchive,
+)
+from prism.store.models import SubmissionStatus as S
+
+
+@dataclass(frozen=True, slots=True)
+class NewSubmission:
+    hotkey: str
+    filename: str
+    data: bytes
+    epoch: int
+    origin: str = "bridge"
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason_code: str
+    reason: str
+    evidence: tuple[Evidence, ...]
+
+
+def epoch_at(moment: datetime, epoch_seconds: int) -> int:
+    return int(moment.timestamp()) // epoch_seconds
+
+
+def find_same_bytes(session: Session, hotkey: str, archive_sha256: str) -> Submission | None:
+    return session.scalar(
+        select(Submission).where(Submission.hotkey == hotkey, Submission.archive_sha256 == archive_sha256)
+    )
+
+
+def create_submission(
+    session: Session, new: NewSubmission, *, project: Project | None, rejection: Rejection | None, actor: str
+) -> tuple[Submission, bool]:
+    """Store a submission with its bytes and, when intake accepted it, its source snapshot.
+
+    Returns (submission, created). The same bytes from the same hotkey return the first
+    submission unchanged (created=False): a retrying client gets one id, not a duplicate.
+    """
+    archive_sha256 = hashlib.sha256(new.data).hexdigest()
+    existing = find_same_bytes(session, new.hotkey, archive_sha256)
+    if existing is not None:
+        return existing, False
+    if session.get(Miner, new.hotkey) is None:
+        try:
+            with session.begin_nested():
+                session.add(Miner(hotkey=new.hotkey, first_seen_at=utcnow()))
+        except IntegrityError:
+            pass  # the same miner's first two submissions arrived together; the row exists now
+    submission = Submission(
+        id=str(uuid.uuid4()),
+        hotkey=new.hotkey,
+        status=S.PENDING.value,
+        archive_sha256=archive_sha256,
+        code_hash=project.code_hash if project else None,
+        filename=new.filename,
+        byte_size=len(new.data),
+        epoch=new.epoch,
+        origin=new.origin,
+        submit_metadata=new.metadata or {},
+        infra_attempts=0,
+        created_at=utcnow(),
+    )
+    try:
+        # A savepoint, so a concurrent insert of the same bytes leaves the caller's transaction usable.
+        with session.begin_nested():
+            session.add(submission)
+            session.flush()
+    except IntegrityError:
+        raced = find_same_bytes(session, new.hotkey, archive_sha256)
+        if raced is None:
+            raise
+        return raced, False
+    session.add(SubmissionArchive(submission_id=submission.id, data=new.data))
+    if project is not None:
+        session.add_all(SourceFile(submission_id=submission.id, path=p, text=t) for p, t in project.files.items())
+    audit(session, submission_id=submission.id, actor=actor, action="created", to_status=S.PENDING.value)
+    if rejection is not None:
+        record_stage(
+            session, submission.id, "intake", "rejected", detail=rejection.reason, evidence=rejection.evidence
+        )
+        transition(
+            session,
+            submission,
+            S.REJECTED,
+            actor=actor,
+            reason_code=rejection.reason_code,
+            reason=rejection.reason,
+            evidence=rejection.evidence,
+        )
+    return submission, True
+
+
+def load_project(session: Session, submission_id: str) -> dict[str, str]:
+    rows = session.scalars(select(SourceFile).where(SourceFile.submission_id == submission_id))
+    return {row.path: row.text for row in rows}
+
+
+def load_archive(session: Session, submission_id: str) -> bytes | None:
+    row = session.get(SubmissionArchive, submission_id)
+    return row.data if row else None
+
+
+def record_stage(
+    session: Session,
+    submission_id: str,
+    stage: str,
+    outcome: str,
+    *,
+    detail: str | None = None,
+    data: dict[str, Any] | None = None,
+    evidence: Sequence[Evidence] = (),
+    started_at: datetime | None = None,
+) -> StageResult:
+    """Persist (or replace) one stage's decision and evidence."""
+    now = utcnow()
+    row = session.get(StageResult, (submission_id, stage))
+    if row is None:
+        row = StageResult(submission_id=submission_id, stage=stage)
+        session.add(row)
+    row.outcome = outcome
+    row.detail = detail
+    row.data = data or {}
+    row.evidence = evidence_to_json(evidence)
+    row.started_at = started_at or now
+    row.finished_at = now
+    return row
+
+
+def stage_results(session: Session, submission_id: str) -> list[StageResult]:
+    return list(
+        session.scalars(
+            select(StageResult).where(StageResult.submission_id == submission_id).order_by(StageResult.finished_at)
+        )
+    )
+
+
+def counts_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Submission.status, func.count()).group_by(Submission.status))
+    counts = {status.value: 0 for status in S}
+    counts.update({status: int(n) for status, n in rows})
+    return counts
+
+
+def queue_position(session: Session, submission: Submission) -> int | None:
+    """1-based position among pending submissions, or None when it is not pending."""
+    if submission.status != S.PENDING.value:
+        return None
+    ahead = session.scalar(
+        select(func.count())
+        .select_from(Submission)
+        .where(Submission.status == S.PENDING.value, Submission.created_at < submission.created_at)
+    )
+    return int(ahead or 0) + 1
+
+
+def oldest_pending_created_at(session: Session) -> datetime | None:
+    return session.scalar(select(func.min(Submission.created_at)).where(Submission.status == S.PENDING.value))
