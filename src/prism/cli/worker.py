@@ -1,0 +1,132 @@
+"""`prism worker`, `prism up` (API and worker together: the embedded default) and `prism demo`."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+
+import typer
+
+from prism.cli import app
+from prism.cli.server import configure_logging
+from prism.config import Settings, get_settings
+from prism.pipeline.worker import Worker
+from prism.store.db import make_engine, make_session_factory
+from prism.store.migrate import upgrade
+
+log = logging.getLogger(__name__)
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "tiny_transformer"
+
+
+def _worker(settings: Settings) -> Worker:
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    return Worker(settings, make_session_factory(engine))
+
+
+def _loop(worker: Worker, stop: threading.Event) -> None:
+    while not stop.is_set():
+        if worker.run_once() is None:
+            stop.wait(worker.settings.worker_poll_seconds)
+
+
+@app.command("worker")
+def worker_command(
+    once: bool = typer.Option(False, "--once", help="Process at most one submission, then exit."),
+    drain: bool = typer.Option(False, "--drain", help="Process until the queue is empty, then exit."),
+) -> None:
+    """Claim submissions and take each from review to score (runs until stopped)."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    worker = _worker(settings)
+    if once:
+        processed = worker.run_once()
+        typer.echo(f"processed {processed}" if processed else "queue is empty")
+        return
+    if drain:
+        typer.echo(f"processed {worker.drain()} submission(s)")
+        return
+    stop = threading.Event()
+    try:
+        _loop(worker, stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+def _start_background(settings: Settings, host: str, port: int) -> tuple[threading.Event, threading.Thread]:
+    import uvicorn
+
+    from prism.api.app import create_app
+
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine=engine), host=host, port=port,
+                                           log_level="warning"))
+    threading.Thread(target=server.run, name="api", daemon=True).start()
+    stop = threading.Event()
+    worker_thread = threading.Thread(target=_loop, args=(_worker(settings), stop), name="worker", daemon=True)
+    worker_thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return stop, worker_thread
+
+
+@app.command("up")
+def up(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="TCP port."),
+) -> None:
+    """The embedded default: API and worker in one process, on SQLite and the bubblewrap sandbox."""
+    import uvicorn
+
+    from prism.api.app import create_app
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    stop = threading.Event()
+    threading.Thread(target=_loop, args=(_worker(settings), stop), name="worker", daemon=True).start()
+    typer.echo(f"PRISM on http://{host}:{port} (data in {settings.data_dir.resolve()}); worker running")
+    try:
+        uvicorn.run(create_app(settings, engine=engine), host=host, port=port, log_level=settings.log_level.lower())
+    finally:
+        stop.set()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@app.command("demo")
+def demo(
+    project: Path = typer.Option(EXAMPLE, help="Project folder to submit (default: the bundled tiny transformer)."),
+    hotkey: str = typer.Option("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY", help="Hotkey to submit as."),
+) -> None:
+    """Start PRISM in-process, submit a project through the bridge, and print its journey to a score."""
+    from prism.cli.client import PrismClient, print_journey, zip_project
+
+    settings = get_settings()
+    configure_logging("WARNING")
+    token = settings.shared_token
+    if not token:
+        raise typer.BadParameter("set PRISM_SHARED_TOKEN_FILE (or PRISM_SHARED_TOKEN) first", param_hint="token")
+    port = _free_port()
+    stop, worker_thread = _start_background(settings, "127.0.0.1", port)
+    client = PrismClient(f"http://127.0.0.1:{port}", token)
+    data, filename = zip_project(project)
+    answer = client.submit(data, filename, hotkey)
+    typer.echo(f"submitted {filename} as {answer['id']} ({answer['status']})")
+    final = client.wait(answer["id"], on_change=lambda view: typer.echo(f"  {view['status']:<11} {view['stage'] or ''}"))
+    print_journey(client.full(answer["id"]))
+    stop.set()
+    worker_thread.join(timeout=5)
+    raise typer.Exit(0 if final["status"] == "completed" else 1)

@@ -1,0 +1,43 @@
+"""Taking a submission in: intake runs at once, so a hostile archive is stored as `rejected`
+with its evidence (never an error), and a good one as `pending` with its source snapshot."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from prism.config import Settings
+from prism.intake.archive import read_project
+from prism.intake.errors import IntakeRejected
+from prism.intake.limits import IntakeLimits
+from prism.intake.project import Project
+from prism.store.base import utcnow
+from prism.store.models import Submission
+from prism.store.submissions import NewSubmission, Rejection, create_submission, epoch_at
+
+
+def accept_submission(
+    session: Session,
+    settings: Settings,
+    *,
+    hotkey: str,
+    filename: str,
+    data: bytes,
+    origin: str,
+    metadata: dict[str, object] | None = None,
+    actor: str,
+) -> tuple[Submission, bool]:
+    project: Project | None = None
+    rejection: Rejection | None = None
+    try:
+        project = read_project(data, filename, limits=IntakeLimits.from_settings(settings))
+    except IntakeRejected as exc:
+        rejection = Rejection(exc.reason_code, str(exc), exc.evidence)
+    new = NewSubmission(
+        hotkey=hotkey,
+        filename=filename,
+        data=data,
+        epoch=epoch_at(utcnow(), settings.epoch_seconds),
+        origin=origin,
+        metadata=dict(metadata or {}),
+    )
+    return create_submission(session, new, project=project, rejection=rejection, actor=actor)
