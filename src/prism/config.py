@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     sandbox_backend: SandboxBackendName = "bubblewrap"
     sandbox_uid: int = 65534
     sandbox_gid: int = 65534
+    sandbox_bwrap_binary: str = "bwrap"
+    # cgroup v2 only: a delegated cgroup (no processes of its own) under which job cgroups go.
+    sandbox_cgroup_parent: Path | None = None
+    broker_task_id: str = "prism-evaluation"
+    broker_request_slack_seconds: float = Field(60.0, ge=0)
     docker_image: str = "prism-runtime:latest"
     docker_binary: str = "docker"
     broker_url: str | None = None
@@ -100,7 +105,7 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(60.0, gt=0)
     llm_max_retries: int = Field(2, ge=0)
     llm_max_tokens: int = Field(4096, ge=256)
-    llm_max_request_chars: int = Field(120_000, ge=4_000)
+    llm_max_request_chars: int = Field(120_000, ge=8_000)
     llm_rules_file: Path | None = None
     # Pause between attempts of one review (provider errors, protocol errors); long outages are
     # the pipeline's business (held + back-off), so this stays short.

@@ -9,13 +9,21 @@ Each domain owns its section; nothing a miner sends can reach any of it.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from prism.errors import ConfigError
 
 MAX_GPU_COUNT = 8
+_SIZE = re.compile(r"^[1-9][0-9]*[kmgt]?$")
+_SIZE_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def _size_bytes(value: str) -> int:
+    unit = _SIZE_UNITS.get(value[-1], 1)
+    return int(value.rstrip("kmgt")) * unit
 
 
 class _Section(BaseModel):
@@ -32,6 +40,19 @@ class GpuProfile(_Section):
     memory_swap: str = "64g"
     pids: int = Field(512, ge=16)
     tmpfs_size: str = "1g"
+
+    @field_validator("memory", "memory_swap", "tmpfs_size")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if not _SIZE.match(value):
+            raise ValueError(f"{value!r} is not a size like 512m or 64g")
+        return value
+
+    @model_validator(mode="after")
+    def _swap_covers_memory(self) -> GpuProfile:
+        if _size_bytes(self.memory_swap) < _size_bytes(self.memory):
+            raise ValueError("memory_swap (memory + swap) must be at least memory")
+        return self
 
 
 class GpuPolicy(_Section):
