@@ -65,7 +65,8 @@ class GpuPolicy(_Section):
     def _profile_within_cap(self) -> GpuPolicy:
         if self.official_profile.gpu_count > self.max_gpu_count:
             raise ValueError(
-                f"official_profile.gpu_count {self.official_profile.gpu_count} exceeds max_gpu_count {self.max_gpu_count}"
+                f"official_profile.gpu_count {self.official_profile.gpu_count} "
+                f"exceeds max_gpu_count {self.max_gpu_count}"
             )
         return self
 
@@ -81,6 +82,17 @@ class EvaluationBudget(_Section):
     # A CPU smoke run: small budgets, never score-eligible.
     smoke_token_budget: int = Field(65_536, ge=1)
     smoke_wall_clock_seconds: float = Field(300.0, gt=0)
+    smoke_cpus: float = Field(2.0, gt=0)
+    smoke_memory: str = "4g"
+    # The order of the train split. Unlike `seed` (the model's init seed, in its ctx), it is
+    # never given to the submission; rotating it reorders the data for every later run.
+    data_order_seed: int = 20_240_611
+    # Harness checks: a first batch below this many bits per byte means knowledge came with the
+    # code; causality probes per train run; tolerance on logits that must not move.
+    first_batch_floor_bpb: float = Field(1.0, ge=0, le=8)
+    causality_probes: int = Field(4, ge=0, le=64)
+    causality_atol: float = Field(1e-4, gt=0)
+    causality_rtol: float = Field(1e-4, ge=0)
 
 
 class LlmReviewPolicy(_Section):
@@ -97,9 +109,29 @@ class LlmReviewPolicy(_Section):
 
 
 class SimilarityPolicy(_Section):
+    """Duplicate review thresholds (docs/similarity.md explains each one)."""
+
     # Containment (either direction) of a candidate's normalized fingerprints in the new one.
     quarantine_threshold: float = Field(0.7, ge=0, le=1)
+    # Containment of the architecture part alone that makes a candidate's architecture "reused".
+    architecture_threshold: float = Field(0.7, ge=0, le=1)
+    # Below this containment of the new training code in the candidate's, the training is "new".
+    variant_training_max: float = Field(0.5, ge=0, le=1)
+    # New training code must bring at least this many fingerprints of its own to count.
+    min_new_training_fingerprints: int = Field(4, ge=1)
+    # Containment computed on fewer shared fingerprints than this is too weak to act on.
+    min_shared_fingerprints: int = Field(12, ge=1)
+    # Structural (Weisfeiler-Lehman) similarity of two graphs with different hashes: ambiguous.
+    graph_quarantine_threshold: float = Field(0.9, ge=0, le=1)
+    candidate_limit: int = Field(20, ge=1, le=200)
+    # Not implemented yet: must stay off (see docs/similarity.md).
     pair_sandbox_enabled: bool = False
+
+    @model_validator(mode="after")
+    def _pair_sandbox_not_available(self) -> SimilarityPolicy:
+        if self.pair_sandbox_enabled:
+            raise ValueError("pair_sandbox_enabled: the pair-sandbox review is not implemented")
+        return self
 
 
 class RewardPolicy(_Section):

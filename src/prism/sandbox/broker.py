@@ -1,0 +1,206 @@
+"""The Platform Docker broker backend: the job travels as one HTTP request and comes back whole.
+
+    POST /v1/docker/run      {job_id, task_id, image, command, workdir, env, labels, limits,
+                              mounts: [{target, read_only, archive: base64 gzip tar}], timeout_seconds}
+                          -> {container_name, stdout, stderr, returncode, timed_out}
+    POST /v1/docker/cleanup  {job_id}            (repeatable: job ids are deterministic)
+    POST /v1/docker/list     {labels}
+
+Writable mounts come back drained at the end of stdout between
+`@@BASE_BROKER_MOUNT_OUT[i]:BEGIN@@` and `...:END@@` markers (i is the mount's index). 429 means
+the broker has no capacity: `BrokerBusy`, retry later. Authentication is a bearer token read from
+a secret file plus the challenge slug header.
+"""
+
+# ruff: noqa: S108 - every /tmp here is the sandbox's own private tmpfs, never the host's
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from prism.config import Settings
+from prism.runtime_config import MAX_GPU_COUNT
+from prism.sandbox.archives import pack_directory, unpack_archive, write_files
+from prism.sandbox.artifacts import read_artifacts
+from prism.sandbox.errors import (
+    BrokerBusy,
+    GpuRequestRefused,
+    SandboxInfraError,
+    SandboxSpecRejected,
+    SandboxUnavailable,
+)
+from prism.sandbox.output import TailBuffer
+from prism.sandbox.sizes import format_size
+from prism.sandbox.spec import ARTIFACTS_MOUNT, RunResult, RunSpec
+from prism.sandbox.validate import check_spec
+
+MAX_UPLOAD_BYTES = 256 * 1024**2
+_OOM_EXIT = 137
+_DRAIN = re.compile(
+    r"@@BASE_BROKER_MOUNT_OUT\[(\d+)\]:BEGIN@@\n?(.*?)\n?@@BASE_BROKER_MOUNT_OUT\[\1\]:END@@\n?", re.DOTALL
+)
+
+
+def build_broker_limits(spec: RunSpec, *, uid: int, gid: int) -> dict[str, Any]:
+    limits = spec.limits
+    gpu = limits.gpu_count
+    if isinstance(gpu, bool) or not isinstance(gpu, int) or gpu < 0 or gpu > MAX_GPU_COUNT:
+        raise GpuRequestRefused(f"gpu_count must be an int from 0 to {MAX_GPU_COUNT}, got {gpu!r}")
+    return {
+        "cpus": float(limits.cpus),
+        "memory": format_size(limits.memory_bytes),
+        "memory_swap": format_size(limits.memory_swap_bytes),
+        "pids_limit": limits.pids,
+        "gpu_count": gpu if gpu >= 1 else None,  # the broker wants a strict int >= 1, or null
+        "gpu_type": limits.gpu_type if gpu >= 1 else None,
+        "network": "bridge" if limits.network else "none",
+        "read_only": limits.read_only,
+        "user": f"{uid}:{gid}",
+        "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={limits.tmpfs_bytes}"},
+        "ulimits": {"core": [0, 0], "nofile": [4096, 4096]},
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "init": True,
+        "privileged": False,
+    }
+
+
+def build_broker_payload(spec: RunSpec, *, job_id: str, task_id: str, image: str, uid: int, gid: int) -> dict[str, Any]:
+    mounts: list[dict[str, Any]] = []
+    budget = MAX_UPLOAD_BYTES
+    for mount in spec.mounts:
+        archive = pack_directory(mount.source, max_bytes=budget)
+        budget -= len(archive)
+        mounts.append({"target": mount.target, "read_only": True, "archive": archive})
+    if spec.artifacts_dir is not None:
+        empty = pack_directory(spec.artifacts_dir, max_bytes=0)
+        mounts.append({"target": ARTIFACTS_MOUNT, "read_only": False, "archive": empty})
+    return {
+        "job_id": job_id,
+        "task_id": task_id,
+        "image": image,
+        "command": list(spec.command),
+        "workdir": spec.workdir,
+        "env": {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", **spec.env},
+        "labels": {**spec.labels, "prism.job": job_id},
+        "limits": build_broker_limits(spec, uid=uid, gid=gid),
+        "mounts": mounts,
+        "timeout_seconds": max(1, int(spec.limits.timeout_seconds)),
+    }
+
+
+def split_drained_mounts(stdout: str) -> tuple[str, dict[int, str]]:
+    """The job's own stdout, and mount index -> archive. The last block per index wins: the
+    broker's drain is appended after the job, so a block the job printed itself comes earlier."""
+    drained: dict[int, str] = {}
+    for match in _DRAIN.finditer(stdout):
+        drained[int(match.group(1))] = match.group(2).strip()
+    return _DRAIN.sub("", stdout), drained
+
+
+class BrokerSandbox:
+    name = "broker"
+
+    def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> None:
+        if not settings.broker_url:
+            raise SandboxUnavailable("sandbox_backend is 'broker' but PRISM_BROKER_URL is not set")
+        if settings.sandbox_uid == 0:
+            raise SandboxUnavailable("sandbox_uid must not be 0: containers never run as root")
+        self.settings = settings
+        self.url = settings.broker_url.rstrip("/")
+        self._transport = transport
+
+    def _client(self, timeout: float) -> httpx.Client:
+        token = self.settings.broker_token
+        if not token:
+            raise SandboxUnavailable("the broker token is missing: set PRISM_BROKER_TOKEN_FILE")
+        headers = {"Authorization": f"Bearer {token}", "X-Base-Challenge-Slug": self.settings.challenge_slug}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=self._transport)
+
+    def _post(self, path: str, body: dict[str, Any], *, timeout: float) -> dict[str, Any]:
+        try:
+            with self._client(timeout) as client:
+                response = client.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise SandboxInfraError(f"broker {path} failed: {exc}") from exc
+        if response.status_code == 429:
+            raise BrokerBusy(f"broker is busy (429); retry after {response.headers.get('Retry-After', 'a while')}")
+        if response.status_code in (401, 403):
+            raise SandboxUnavailable(f"broker refused our credentials ({response.status_code})")
+        if 400 <= response.status_code < 500:
+            raise SandboxSpecRejected(f"broker rejected the job ({response.status_code}): {response.text[:500]}")
+        if response.status_code != 200:
+            raise SandboxInfraError(f"broker {path} answered {response.status_code}: {response.text[:500]}")
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise SandboxInfraError(f"broker {path} answered something that is not JSON") from exc
+        if not isinstance(data, dict):
+            raise SandboxInfraError(f"broker {path} answered {type(data).__name__}, not an object")
+        return data
+
+    def cleanup(self, job_id: str) -> dict[str, Any]:
+        return self._post("/v1/docker/cleanup", {"job_id": job_id}, timeout=60)
+
+    def list(self, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        return self._post("/v1/docker/list", {"labels": labels or {}}, timeout=60)
+
+    def run(self, spec: RunSpec) -> RunResult:
+        check_spec(spec)
+        job_id = spec.labels.get("job_id") or f"prism-{uuid.uuid4().hex[:24]}"
+        payload = build_broker_payload(
+            spec,
+            job_id=job_id,
+            task_id=self.settings.broker_task_id,
+            image=self.settings.docker_image,
+            uid=self.settings.sandbox_uid,
+            gid=self.settings.sandbox_gid,
+        )
+        start = time.monotonic()
+        data = self._post(
+            "/v1/docker/run", payload, timeout=spec.limits.timeout_seconds + self.settings.broker_request_slack_seconds
+        )
+        duration = time.monotonic() - start
+        stdout, stderr, code, timed_out = (
+            data.get("stdout"),
+            data.get("stderr"),
+            data.get("returncode"),
+            data.get("timed_out"),
+        )
+        if not isinstance(stdout, str) or not isinstance(stderr, str) or not isinstance(timed_out, bool):
+            raise SandboxInfraError("broker response lacks stdout/stderr/timed_out of the right types")
+        if code is not None and (isinstance(code, bool) or not isinstance(code, int)):
+            raise SandboxInfraError(f"broker returncode {code!r} is not an int")
+        job_stdout, drained = split_drained_mounts(stdout)
+        readback = None
+        if spec.artifacts_dir is not None:
+            index = len(spec.mounts)  # the writable mount comes after the read-only ones
+            if index in drained:
+                files = unpack_archive(
+                    drained[index], max_bytes=spec.limits.artifacts_bytes, max_files=spec.limits.artifact_max_files
+                )
+                write_files(spec.artifacts_dir, files)
+            readback = read_artifacts(spec.artifacts_dir, max_total_bytes=spec.limits.artifact_read_bytes)
+        secrets = (*self.settings.known_secrets(), *spec.redact)
+        out, err = TailBuffer(spec.limits.output_bytes, slack=256), TailBuffer(spec.limits.output_bytes, slack=256)
+        out.feed(job_stdout.encode())
+        err.feed(stderr.encode())
+        return RunResult(
+            exit_code=None if timed_out else code,
+            timed_out=timed_out,
+            oom_killed=not timed_out and code == _OOM_EXIT,
+            stdout=out.text(secrets),
+            stderr=err.text(secrets),
+            duration_seconds=duration,
+            artifacts=readback.files if readback else {},
+            artifacts_left_on_disk=readback.left_on_disk if readback else (),
+            artifacts_skipped=readback.skipped if readback else (),
+            stdout_bytes=out.total,
+            stderr_bytes=err.total,
+            backend=self.name,
+        )

@@ -1,0 +1,96 @@
+"""Capture a job's stdout and stderr without letting it fill the host's memory.
+
+Only the tail of each stream is kept (a job's last words are the useful ones: the traceback,
+the final metrics line); memory stays bounded however much the job writes. Known secrets are
+redacted from what is kept. The stream is read while the job runs, so a job can never block on a
+full pipe and a timeout is never hidden behind one.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import time
+from collections.abc import Callable, Iterable
+
+REDACTED = "[REDACTED]"
+_CHUNK = 1 << 20
+
+
+class TailBuffer:
+    """The last `cap` bytes of a stream, plus how many bytes went by."""
+
+    def __init__(self, cap: int, *, slack: int = 0) -> None:
+        # `slack` keeps a few extra bytes so a secret straddling the cut is still seen whole.
+        self.cap = cap
+        self.keep = cap + slack
+        self.total = 0
+        self._data = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if len(chunk) >= self.keep:
+            self._data[:] = chunk[-self.keep :]
+            return
+        self._data += chunk
+        if len(self._data) > 2 * self.keep:
+            del self._data[: len(self._data) - self.keep]
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.cap
+
+    def text(self, secrets: Iterable[str] = ()) -> str:
+        data = bytes(self._data[-self.keep :])
+        text = redact(data.decode("utf-8", errors="replace"), secrets)
+        if self.total > self.cap:
+            text = text[-self.cap :]
+            text = f"[... {self.total - len(text.encode('utf-8', errors='replace'))} bytes cut ...]\n" + text
+        return text
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def pump(
+    streams: dict[int, TailBuffer],
+    *,
+    deadline: float,
+    done: Callable[[], bool],
+    grace: float = 2.0,
+) -> bool:
+    """Read every fd into its buffer until all reach EOF. Returns True if `deadline` passed first.
+
+    After `done()` turns true (the job's leader exited) the remaining writers get `grace` seconds;
+    they are killed by the caller's cgroup sweep either way.
+    """
+    selector = selectors.DefaultSelector()
+    for fd in streams:
+        os.set_blocking(fd, False)
+        selector.register(fd, selectors.EVENT_READ)
+    finished_at: float | None = None
+    try:
+        while selector.get_map():
+            now = time.monotonic()
+            if now >= deadline:
+                return True
+            if finished_at is None and done():
+                finished_at = now
+            if finished_at is not None and now - finished_at > grace:
+                return False
+            for key, _ in selector.select(timeout=min(0.1, max(0.0, deadline - now))):
+                fd = int(key.fd)
+                try:
+                    chunk = os.read(fd, _CHUNK)
+                except BlockingIOError:
+                    continue
+                if chunk:
+                    streams[fd].feed(chunk)
+                else:
+                    selector.unregister(fd)
+        return False
+    finally:
+        selector.close()
