@@ -1,0 +1,274 @@
+"""The operator console at `/console`: server-rendered pages over the store, a little JavaScript.
+
+Every page needs a console session (see `console_auth.py`); every action also needs the
+session's CSRF token. Pages are rendered by a Jinja environment that autoescapes everything and
+redacts PRISM's own secrets from every value it prints, so neither hostile source nor a leaked
+key can reach the page as markup. Writes go through the same functions as the JSON routes and
+the CLI (`resolve`, the scoring reads): the console adds no policy of its own.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.orm import Session
+
+from prism.api import console_auth as auth
+from prism.api.console_render import loss_plot_svg, pretty_json, redact
+from prism.api.console_views import list_submissions, overview, submission_detail
+from prism.api.errors import ApiError
+from prism.api.state import app_state, session_scope
+from prism.api.views import scores_view
+from prism.pipeline.resolution import Action, NotResolvable, resolve, review_queue
+from prism.scoring.ranking import leaderboard
+from prism.store.base import utcnow
+from prism.store.models import Submission
+from prism.store.models import SubmissionStatus as S
+from prism.store.scores import architectures, eligible_results
+from prism.store.submissions import epoch_at, load_project
+
+router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
+
+HERE = Path(__file__).parent
+STATIC = {
+    "console.css": (HERE / "static" / "console" / "console.css", "text/css"),
+    "console.js": (HERE / "static" / "console" / "console.js", "text/javascript"),
+    "mermaid.min.js": (HERE / "static" / "vendor" / "mermaid.min.js", "text/javascript"),
+}
+MAX_FORM_BYTES = 16 * 1024
+STATES = tuple(s.value for s in S)
+# Scripts only from PRISM itself; inline styles are allowed because Mermaid's SVG carries a
+# <style> element. No inline script can run even if escaping were ever to fail.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "font-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+PageSession = Annotated[auth.ConsoleSession, Depends(auth.page_session)]
+ActionSession = Annotated[auth.ConsoleSession, Depends(auth.action_session)]
+Db = Annotated[Session, Depends(session_scope)]
+
+
+@lru_cache(maxsize=4)
+def _environment(secrets: tuple[str, ...]) -> Environment:
+    """One environment per set of secrets: every printed value is redacted, then escaped."""
+
+    def finalize(value: Any) -> Any:
+        return redact(value, secrets) if isinstance(value, str) else value
+
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        finalize=finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["json"] = pretty_json
+    env.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
+    env.filters["short"] = lambda value: str(value)[:12] if value else ""
+    return env
+
+
+def _page(
+    request: Request, template: str, session: auth.ConsoleSession | None, status: int = 200, **context: Any
+) -> HTMLResponse:
+    env = _environment(auth.settings_of(request).known_secrets())
+    html = env.get_template(f"console/{template}").render(
+        csrf=session.csrf if session else "", path=request.url.path, **context
+    )
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """A small URL-encoded form, read without extra dependencies and bounded in size."""
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        raise ApiError(415, "unsupported_media_type", "console actions take an URL-encoded form")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise ApiError(413, "form_too_large", f"the form exceeds max_form_bytes={MAX_FORM_BYTES}")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise ApiError(413, "form_too_large", f"the form exceeds max_form_bytes={MAX_FORM_BYTES}")
+    parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=16)
+    return {key: values[0] for key, values in parsed.items()}
+
+
+Form = Annotated[dict[str, str], Depends(form_fields)]
+
+
+def _submission(session: Session, submission_id: str) -> Submission:
+    submission = session.get(Submission, submission_id) if len(submission_id) <= 36 else None
+    if submission is None:
+        raise ApiError(404, "not_found", f"no submission {submission_id!r}")
+    return submission
+
+
+# -- login ------------------------------------------------------------------------------------------
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None) -> Response:
+    settings = auth.settings_of(request)
+    auth.operator_token(settings)
+    if auth.verify_cookie(settings, request.cookies.get(auth.COOKIE)) is not None:
+        return RedirectResponse(auth.safe_next(next), status_code=303)
+    return _page(request, "login.html", None, next=auth.safe_next(next), error="")
+
+
+@router.post("/login")
+def login(request: Request, form: Form) -> Response:
+    settings = auth.settings_of(request)
+    target = auth.safe_next(form.get("next"))
+    if not auth.token_matches(settings, form.get("token", "")):
+        return _page(request, "login.html", None, status=401, next=target, error="That token is not valid.")
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        auth.COOKIE,
+        auth.issue_cookie(settings),
+        max_age=auth.SESSION_SECONDS,
+        path="/console",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout(console: ActionSession, form: Form) -> Response:
+    auth.check_csrf(console, form.get("csrf"))
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(auth.COOKIE, path="/console", httponly=True, samesite="strict")
+    return response
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    """The console's own assets and vendored Mermaid, from a fixed list (no paths from the URL)."""
+    if name not in STATIC:
+        raise ApiError(404, "not_found", f"no console asset {name!r}")
+    path, media_type = STATIC[name]
+    return FileResponse(
+        path,
+        media_type=media_type,
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+# -- pages ------------------------------------------------------------------------------------------
+
+
+@router.get("")
+def overview_page(request: Request, console: PageSession, session: Db) -> Response:
+    settings = auth.settings_of(request)
+    return _page(request, "overview.html", console, o=overview(session, settings), states=STATES)
+
+
+@router.get("/submissions")
+def submissions_page(
+    request: Request,
+    console: PageSession,
+    session: Db,
+    state: Annotated[str | None, Query(max_length=16)] = None,
+    hotkey: Annotated[str | None, Query(max_length=64)] = None,
+    page: Annotated[int, Query(ge=0, le=10_000)] = 0,
+) -> Response:
+    if state and state not in STATES:
+        raise ApiError(422, "invalid_request", f"state must be one of {', '.join(STATES)}")
+    rows = list_submissions(session, state=state or None, hotkey=hotkey or None, page=page)
+    return _page(
+        request,
+        "submissions.html",
+        console,
+        rows=rows,
+        state=state or "",
+        hotkey=hotkey or "",
+        page=page,
+        states=STATES,
+    )
+
+
+@router.get("/submissions/{submission_id}")
+def submission_page(
+    request: Request,
+    submission_id: str,
+    console: PageSession,
+    session: Db,
+    was: Annotated[str | None, Query(max_length=16)] = None,
+) -> Response:
+    detail = submission_detail(session, _submission(session, submission_id))
+    return _page(
+        request,
+        "submission.html",
+        console,
+        d=detail,
+        scores=scores_view(detail.evaluation),
+        plot=loss_plot_svg(detail.loss_curve),
+        was=was if was in STATES else "",
+        resolvable=detail.submission.status in (S.QUARANTINED.value, S.HELD.value),
+    )
+
+
+@router.get("/submissions/{submission_id}/diff/{other_id}")
+def diff_page(request: Request, submission_id: str, other_id: str, console: PageSession, session: Db) -> Response:
+    from prism.api.console_render import diff_projects
+
+    mine, other = _submission(session, submission_id), _submission(session, other_id)
+    diffs = diff_projects(load_project(session, other.id), load_project(session, mine.id))
+    return _page(request, "diff.html", console, mine=mine, other=other, diffs=diffs)
+
+
+@router.get("/review-queue")
+def review_queue_page(request: Request, console: PageSession, session: Db) -> Response:
+    return _page(request, "review_queue.html", console, items=review_queue(session))
+
+
+@router.post("/submissions/{submission_id}/resolve")
+def resolve_action(request: Request, submission_id: str, console: ActionSession, form: Form, session: Db) -> Response:
+    """Release or reject through `resolve` (audited), then show the submission with its new state."""
+    auth.check_csrf(console, form.get("csrf"))
+    reason = form.get("reason", "").strip()
+    operator = (form.get("operator", "").strip() or "console")[:64]
+    if form.get("action") not in ("release", "reject"):
+        raise ApiError(422, "invalid_request", "action must be release or reject")
+    action: Action = "release" if form.get("action") == "release" else "reject"
+    if not reason or len(reason) > 2000:
+        raise ApiError(422, "invalid_request", "a resolution needs a reason (at most 2000 characters)")
+    before = _submission(session, submission_id).status
+    try:
+        submission = resolve(session, submission_id, action=action, reason=reason, actor=f"operator:{operator}")
+    except NotResolvable as exc:
+        raise ApiError(409, "not_resolvable", str(exc)) from exc
+    session.commit()
+    app_state(request).weights.invalidate()
+    return RedirectResponse(f"/console/submissions/{quote(submission.id)}?was={before}", status_code=303)
+
+
+@router.get("/leaderboard")
+def leaderboard_page(
+    request: Request,
+    console: PageSession,
+    session: Db,
+    epoch: Annotated[int | None, Query(ge=0)] = None,
+) -> Response:
+    current = epoch_at(utcnow(), auth.settings_of(request).epoch_seconds)
+    chosen = current if epoch is None else epoch
+    rows = leaderboard(eligible_results(session, epoch=chosen))
+    return _page(request, "leaderboard.html", console, rows=rows, epoch=chosen, current=current)
+
+
+@router.get("/architectures")
+def architectures_page(request: Request, console: PageSession, session: Db) -> Response:
+    return _page(request, "architectures.html", console, families=architectures(session))
