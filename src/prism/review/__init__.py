@@ -1,0 +1,1 @@
+"""`Project` -> decisions with evidence: static policy, LLM review, similarity. No HTTP, no sandboxes."""

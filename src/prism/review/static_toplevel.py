@@ -1,0 +1,330 @@
+"""Import-time code: what runs when the harness merely imports a file.
+
+A module may hold imports, docstrings, constant assignments, functions and classes. But the
+decorators, default values, annotations and base classes of those definitions, the bodies of
+classes, and the values of "constants" are all evaluated at import. They may only hold constant
+expressions, references, and calls to a short list of pure library constructors; decorators
+must be known pure library decorators. `if __name__ == "__main__":` blocks never run on import and
+are left to the other rules.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from prism.review.static_walk import FileWalk
+
+SAFE_DECORATORS = frozenset(
+    {
+        *["dataclasses.dataclass", "functools.lru_cache", "functools.cache", "functools.cached_property"],
+        *["functools.wraps", "functools.total_ordering", "functools.singledispatch", "functools.singledispatchmethod"],
+        *["typing.overload", "typing.final", "typing.runtime_checkable", "abc.abstractmethod", "enum.unique"],
+        *["torch.no_grad", "torch.inference_mode", "torch.enable_grad", "torch.autograd.no_grad"],
+        *["torch.autograd.grad_mode.no_grad", "torch.autograd.grad_mode.inference_mode", "torch.autograd.enable_grad"],
+        *["torch.autograd.function.once_differentiable", "torch.amp.custom_fwd", "torch.amp.custom_bwd"],
+        *["torch.cuda.amp.custom_fwd", "torch.cuda.amp.custom_bwd"],
+    }
+)
+SAFE_BUILTIN_DECORATORS = frozenset({"staticmethod", "classmethod", "property"})
+# Calls that may run at import: pure constructors and arithmetic, nothing that reaches project code.
+PURE_BUILTINS = frozenset(
+    {
+        *[
+            "int",
+            "float",
+            "complex",
+            "str",
+            "bytes",
+            "bool",
+            "tuple",
+            "list",
+            "dict",
+            "set",
+            "frozenset",
+            "range",
+            "len",
+            "min",
+            "max",
+            "sum",
+            "abs",
+            "round",
+        ],
+        *["sorted", "reversed", "enumerate", "zip", "chr", "ord", "pow", "divmod", "any", "all", "slice"],
+    }
+)
+PURE_LIBRARY_CALLS = frozenset(
+    {
+        *["typing.TypeVar", "typing.NewType", "typing.NamedTuple", "typing.ParamSpec", "collections.namedtuple"],
+        *["dataclasses.field", "enum.auto", "torch.device", "torch.cuda.is_available", "torch.Size"],
+    }
+)
+_INERT_FACTORIES = frozenset({"list", "dict", "set", "tuple", "frozenset"})
+_SETTER_ATTRS = frozenset({"setter", "getter", "deleter"})
+_ENUM_HOOKS = frozenset({"__init__", "__new__", "_missing_", "_generate_next_value_"})
+_ANNOTATION_NODES = (
+    ast.Name,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Constant,
+    ast.Tuple,
+    ast.List,
+    ast.expr_context,
+    ast.BitOr,
+)
+
+
+def _is_docstring_like(stmt: ast.stmt) -> bool:
+    return (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Constant)
+        and (isinstance(stmt.value.value, str) or stmt.value.value is Ellipsis)
+    )
+
+
+class TopLevel:
+    def __init__(self, walk: FileWalk, pure_classes: frozenset[str] = frozenset()) -> None:
+        self.walk = walk
+        self.out = walk.out
+        self.pure_classes = pure_classes
+
+    def run(self, tree: ast.Module) -> None:
+        for stmt in tree.body:
+            self._statement(stmt)
+
+    # ---- statements ----------------------------------------------------------------------
+    def _statement(self, stmt: ast.stmt) -> None:
+        if isinstance(stmt, ast.Import | ast.ImportFrom | ast.Pass):
+            return
+        if _is_docstring_like(stmt):
+            return
+        if isinstance(stmt, ast.Assign):
+            for target in stmt.targets:
+                self._target(target)
+            self._expr(stmt.value, "the value of a module constant")
+            return
+        if isinstance(stmt, ast.AnnAssign):
+            self._target(stmt.target)
+            self._annotation(stmt.annotation)
+            if stmt.value is not None:
+                self._expr(stmt.value, "the value of a module constant")
+            return
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+            if stmt.name.startswith("__") and stmt.name.endswith("__"):
+                self.out.add("static.dunder_definition", stmt, f"module-level {stmt.name} hooks into the import system")
+            self._function(stmt, class_names=frozenset())
+            return
+        if isinstance(stmt, ast.ClassDef):
+            self._class(stmt)
+            return
+        if isinstance(stmt, ast.If) and self._never_runs_on_import(stmt):
+            return
+        self.out.add(
+            "static.toplevel.statement",
+            stmt,
+            f"a module-level {type(stmt).__name__} runs at import; only imports, constants, functions "
+            "and classes are allowed",
+        )
+
+    def _never_runs_on_import(self, stmt: ast.If) -> bool:
+        test = stmt.test
+        if (
+            isinstance(test, ast.Compare)
+            and isinstance(test.left, ast.Name)
+            and test.left.id == "__name__"
+            and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Eq)
+            and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value == "__main__"
+            and not stmt.orelse
+        ):
+            return True
+        checking = isinstance(test, ast.Name) and test.id == "TYPE_CHECKING"
+        ref = self.walk.resolve(test, None) if isinstance(test, ast.Attribute) else None
+        checking = checking or (ref is not None and ref.path == "typing.TYPE_CHECKING")
+        if checking and all(isinstance(s, ast.Import | ast.ImportFrom | ast.Pass) for s in stmt.body):
+            return not stmt.orelse
+        return False
+
+    def _target(self, target: ast.expr) -> None:
+        if isinstance(target, ast.Name):
+            return
+        if isinstance(target, ast.Tuple | ast.List) and all(isinstance(e, ast.Name) for e in target.elts):
+            return
+        self.out.add("static.toplevel.statement", target, "module-level assignment to an attribute or item runs code")
+
+    # ---- definitions ---------------------------------------------------------------------
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, *, class_names: frozenset[str]) -> None:
+        for decorator in node.decorator_list:
+            self._decorator(decorator, class_names)
+        args = node.args
+        for default in [*args.defaults, *(d for d in args.kw_defaults if d is not None)]:
+            self._expr(default, "a default argument")
+        for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+            if arg is not None and arg.annotation is not None:
+                self._annotation(arg.annotation)
+        if node.returns is not None:
+            self._annotation(node.returns)
+
+    def _class(self, node: ast.ClassDef) -> None:
+        for decorator in node.decorator_list:
+            self._decorator(decorator, frozenset())
+        enum_base = False
+        for base in node.bases:
+            self._expr(base, "a base class", calls=False)
+            ref = self.walk.resolve(base, None) if isinstance(base, ast.Name | ast.Attribute) else None
+            enum_base = enum_base or (ref is not None and ref.path.startswith("enum."))
+        for keyword in node.keywords:
+            if keyword.arg == "metaclass":
+                ref = (
+                    self.walk.resolve(keyword.value, None)
+                    if isinstance(keyword.value, ast.Name | ast.Attribute)
+                    else None
+                )
+                if ref is None or ref.path not in ("abc.ABCMeta",):
+                    self.out.add("static.class.metaclass", keyword, "a metaclass runs code when the class is created")
+            else:
+                self._expr(keyword.value, "a class keyword", calls=False)
+        defined: set[str] = set()
+        for item in node.body:
+            self._class_item(item, frozenset(defined), enum_base=enum_base)
+            if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                defined.add(item.name)
+
+    def _class_item(self, item: ast.stmt, defined: frozenset[str], *, enum_base: bool) -> None:
+        if isinstance(item, ast.Pass):
+            return
+        if _is_docstring_like(item):
+            return
+        if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+            if enum_base and item.name in _ENUM_HOOKS:
+                self.out.add("static.class.enum_hook", item, f"Enum {item.name} runs when the class is created")
+            self._function(item, class_names=defined)
+            return
+        if isinstance(item, ast.ClassDef):
+            self._class(item)
+            return
+        if isinstance(item, ast.Assign | ast.AnnAssign):
+            targets = item.targets if isinstance(item, ast.Assign) else [item.target]
+            for target in targets:
+                if not isinstance(target, ast.Name):
+                    self.out.add("static.class_body", target, "a class body may only bind plain names")
+            if isinstance(item, ast.AnnAssign):
+                self._annotation(item.annotation)
+            if item.value is not None:
+                self._expr(item.value, "a class attribute")
+            return
+        self.out.add(
+            "static.class_body",
+            item,
+            f"a {type(item).__name__} in a class body runs at import; only methods and constants are allowed",
+        )
+
+    def _decorator(self, node: ast.expr, class_names: frozenset[str]) -> None:
+        target = node.func if isinstance(node, ast.Call) else node
+        if (
+            isinstance(target, ast.Name)
+            and target.id in SAFE_BUILTIN_DECORATORS
+            and self.walk.is_builtin(target.id, None)
+        ) or (
+            isinstance(target, ast.Attribute)
+            and target.attr in _SETTER_ATTRS
+            and isinstance(target.value, ast.Name)
+            and target.value.id in class_names
+        ):
+            ok = True
+        else:
+            ref = self.walk.resolve(target, None) if isinstance(target, ast.Name | ast.Attribute) else None
+            ok = ref is not None and ref.is_library and ref.path in SAFE_DECORATORS
+        if not ok:
+            self.out.add(
+                "static.decorator",
+                node,
+                "a decorator runs at import; only known pure decorators (dataclass, property, "
+                "torch.no_grad, ...) are allowed",
+            )
+            return
+        if isinstance(node, ast.Call):
+            for arg in [*node.args, *(k.value for k in node.keywords)]:
+                self._expr(arg, "a decorator argument")
+
+    # ---- expressions evaluated at import -----------------------------------------------------
+    def _annotation(self, node: ast.expr) -> None:
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.BitOr):
+                continue
+            if not isinstance(sub, _ANNOTATION_NODES):
+                self.out.add("static.annotation", node, "an annotation may only name types; it is evaluated at import")
+                return
+
+    def _expr(self, node: ast.expr, where: str, *, calls: bool = True) -> None:
+        pending: list[ast.AST] = [node]
+        while pending:
+            sub = pending.pop()
+            if isinstance(sub, ast.Call):
+                if not calls or not self._pure_call(sub):
+                    self.out.add("static.toplevel.call", sub, f"a call in {where} runs at import")
+                    return
+            elif isinstance(sub, ast.NamedExpr | ast.Await | ast.Yield | ast.YieldFrom):
+                self.out.add("static.toplevel.call", sub, f"{type(sub).__name__} in {where} runs at import")
+                return
+            elif isinstance(sub, ast.Lambda):
+                # The body runs when called, not at import; its defaults run now.
+                pending.extend(sub.args.defaults)
+                pending.extend(d for d in sub.args.kw_defaults if d is not None)
+                continue
+            pending.extend(ast.iter_child_nodes(sub))
+
+    def _pure_call(self, node: ast.Call) -> bool:
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in PURE_BUILTINS and self.walk.is_builtin(func.id, None):
+            return True
+        if isinstance(func, ast.Name) and f"{self.walk.module_name}.{func.id}" in self.pure_classes:
+            return True
+        ref = self.walk.resolve(func, None) if isinstance(func, ast.Name | ast.Attribute) else None
+        if ref is None:
+            return False
+        if ref.kind == "project_member":
+            return ref.path in self.pure_classes
+        return ref.is_library and (ref.path in PURE_LIBRARY_CALLS or ref.path.startswith("math."))
+
+
+def pure_dataclasses(walk: FileWalk) -> set[str]:
+    """Module-level dataclasses whose construction runs only code `dataclasses` generated.
+
+    No base class, no `__init__`/`__post_init__`/`__new__`, every default static and every
+    `default_factory` a plain builtin container: `Settings()` as a default argument is then as
+    inert as a literal, which is how ordinary code writes it.
+    """
+    found: set[str] = set()
+    for stmt in walk.tree.body:
+        if not isinstance(stmt, ast.ClassDef) or stmt.bases or stmt.keywords or len(stmt.decorator_list) != 1:
+            continue
+        decorator = stmt.decorator_list[0]
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        ref = walk.resolve(target, None) if isinstance(target, ast.Name | ast.Attribute) else None
+        if ref is None or ref.path != "dataclasses.dataclass" or not _inert_body(stmt, walk):
+            continue
+        found.add(f"{walk.module_name}.{stmt.name}")
+    return found
+
+
+def _inert_body(cls: ast.ClassDef, walk: FileWalk) -> bool:
+    for item in cls.body:
+        if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+            if item.name in ("__init__", "__post_init__", "__new__"):
+                return False
+            continue
+        if isinstance(item, ast.AnnAssign) and item.value is not None:
+            value = item.value
+            if isinstance(value, ast.Call):
+                ref = walk.resolve(value.func, None) if isinstance(value.func, ast.Name | ast.Attribute) else None
+                if ref is None or ref.path != "dataclasses.field":
+                    return False
+                for keyword in value.keywords:
+                    if keyword.arg == "default_factory" and not (
+                        isinstance(keyword.value, ast.Name) and keyword.value.id in _INERT_FACTORIES
+                    ):
+                        return False
+            elif any(isinstance(sub, ast.Call | ast.Lambda | ast.NamedExpr) for sub in ast.walk(value)):
+                return False
+    return True
