@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from prism.store import models
+from prism.store import fingerprints, models
 from prism.store.base import Base
 
 metadata = Base.metadata
 
-__all__ = ["metadata", "models"]
+__all__ = ["fingerprints", "metadata", "models"]

@@ -100,6 +100,10 @@ def create_submission(
     if project is not None:
         session.add_all(SourceFile(submission_id=submission.id, path=p, text=t) for p, t in project.files.items())
     audit(session, submission_id=submission.id, actor=actor, action="created", to_status=S.PENDING.value)
+    if project is not None:
+        files = len(project.files)
+        record_stage(session, submission.id, "intake", "passed",
+                     detail=f"{files} file(s), entrypoint {project.entrypoint}", data={"files": sorted(project.files)})
     if rejection is not None:
         record_stage(
             session, submission.id, "intake", "rejected", detail=rejection.reason, evidence=rejection.evidence

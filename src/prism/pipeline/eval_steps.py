@@ -1,0 +1,221 @@
+"""Evaluation steps: inspect, graph duplicates, train, heldout, validation, score.
+
+The evaluation job (mode, budgets, GPU profile, the secret causality-probe seed) is decided once,
+at `inspect`, from the operator's side only, and kept in the work directory on the host so a
+resumed worker runs the later phases under exactly the same job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from prism.errors import PrismError
+from prism.evaluation.evaluate import locked_dataset
+from prism.evaluation.jobs import EvaluationJob, Mode, make_job
+from prism.evaluation.manifest import build_manifest, validate_manifest
+from prism.evaluation.metrics import LossCurve
+from prism.evaluation.phase import GRAPH_FILE, LOSS_CURVE_FILE
+from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
+from prism.evaluation.runner import run_heldout, run_inspect, run_train, verified_artifact
+from prism.pipeline.context import StepContext, StepOutcome
+from prism.review.duplicates import decide_graph
+from prism.review.similarity import fingerprint_project
+from prism.review.similarity_graph import graph_fingerprint
+from prism.runtime_config import RuntimeConfig
+from prism.scoring.score import final_score
+from prism.store.base import utcnow
+from prism.store.fingerprints import find_graph_priors, save_graph_fingerprint, save_report
+from prism.store.models import Evaluation
+from prism.store.scores import claim_architecture, record_evaluation
+from prism.store.submissions import epoch_at
+
+JOB_RECORD = "job.json"
+LOSS_POINTS = 200  # enough for a plot; the full curve stays an artifact
+
+
+class EvaluationRestart(PrismError):
+    """The host-side evaluation state is gone (e.g. another machine picked the job up): start over."""
+
+
+def host_gpu_count() -> int:
+    devices = Path("/dev")
+    return sum(1 for p in devices.glob("nvidia[0-9]*") if p.name[len("nvidia") :].isdigit())
+
+
+def choose_mode(backend: str, runtime_config: RuntimeConfig) -> Mode:
+    """Official when the fixed profile can be honoured here, else a non-scoring CPU smoke run.
+
+    A CPU-only official profile (`gpu_count: 0`) runs anywhere; the broker places GPU jobs
+    itself; the local backends need the GPUs on this host.
+    """
+    wanted = runtime_config.gpu.official_profile.gpu_count
+    if wanted == 0 or backend == "broker" or host_gpu_count() >= wanted:
+        return "official"
+    return "local_cpu_smoke"
+
+
+def _save_job(job: EvaluationJob) -> None:
+    path = job.work_dir / JOB_RECORD
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(job.to_json(), handle)
+
+
+def load_job(ctx: StepContext) -> EvaluationJob:
+    path = ctx.work_dir / JOB_RECORD
+    if not path.is_file():
+        raise EvaluationRestart(f"the evaluation work directory {ctx.work_dir} is missing; evaluation restarts")
+    return EvaluationJob.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def inspect_step(ctx: StepContext) -> StepOutcome:
+    dataset = locked_dataset(ctx.settings)
+    mode = choose_mode(ctx.settings.sandbox_backend, ctx.runtime_config)
+    if ctx.work_dir.exists():
+        shutil.rmtree(ctx.work_dir)
+    ctx.work_dir.mkdir(parents=True, mode=0o755)
+    job = make_job(
+        submission_id=ctx.submission.id,
+        code_hash=ctx.project.code_hash,
+        mode=mode,
+        runtime_config=ctx.runtime_config,
+        dataset=dataset,
+        work_dir=ctx.work_dir,
+        attempt=ctx.submission.infra_attempts + 1,
+    )
+    _save_job(job)
+    inspect = run_inspect(job, ctx.project, ctx.sandbox)
+    return StepOutcome.passed(
+        f"{inspect.parameter_count:,} parameters, graph {inspect.architecture_graph_hash[:12]}, mode {mode}",
+        mode=mode,
+        score_eligible=job.score_eligible,
+        gpu_count=job.gpu_count,
+        gpu_type=job.gpu_type,
+        dataset_fingerprint=dataset.fingerprint,
+        runtime_config_version=ctx.runtime_config_version,
+        inspect=inspect.to_json(),
+    )
+
+
+def _graph_document(job: EvaluationJob) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(verified_artifact(job, "inspect", GRAPH_FILE).read_text(encoding="utf-8"))
+    return document
+
+
+def graph_duplicates_step(ctx: StepContext) -> StepOutcome:
+    job = load_job(ctx)
+    inspect = InspectResult.from_json(ctx.records["inspect"]["inspect"])
+    graph = _graph_document(job)
+    fingerprint = graph_fingerprint(inspect.architecture_graph_hash, graph)
+    source = fingerprint_project(ctx.project)
+    with ctx.sessions() as session, session.begin():
+        priors = find_graph_priors(session, fingerprint, submission_id=ctx.submission.id)
+        save_graph_fingerprint(session, ctx.submission.id, fingerprint)
+        report = decide_graph(
+            inspect.architecture_graph_hash,
+            graph,
+            hotkey=ctx.submission.hotkey,
+            source=source,
+            priors=priors,
+            policy=ctx.runtime_config.similarity,
+        )
+        save_report(session, ctx.submission.id, report)
+    record = report.to_json()
+    if report.outcome == "reject":
+        return StepOutcome("rejected", report.reason_code, report.explanation, record, report.evidence)
+    if report.outcome == "quarantine":
+        return StepOutcome("quarantined", report.reason_code, report.explanation, record, report.evidence)
+    family = report.attach_to if report.outcome == "attach" and report.attach_to else inspect.architecture_graph_hash
+    return StepOutcome("passed", report.reason_code, report.explanation, record, report.evidence,
+                       architecture_hash=family)
+
+
+def _loss_points(job: EvaluationJob) -> list[float]:
+    """The prequential loss per step in bits per byte, thinned to at most LOSS_POINTS points."""
+    curve = LossCurve.decode(verified_artifact(job, "train", LOSS_CURVE_FILE).read_bytes())
+    bits = [loss / 0.6931471805599453 for loss in curve.losses_nats]
+    stride = max(1, -(-len(bits) // LOSS_POINTS))
+    return [round(value, 5) for value in bits[::stride]]
+
+
+def train_step(ctx: StepContext) -> StepOutcome:
+    job = load_job(ctx)
+    inspect = InspectResult.from_json(ctx.records["inspect"]["inspect"])
+    train = run_train(job, ctx.project, ctx.sandbox, inspect)
+    return StepOutcome.passed(
+        f"{train.tokens:,} tokens in {train.steps} steps, {train.bits_per_byte:.4f} bits/byte ({train.stopped_reason})",
+        train=train.to_json(),
+        loss_curve=_loss_points(job),
+    )
+
+
+def heldout_step(ctx: StepContext) -> StepOutcome:
+    job = load_job(ctx)
+    train = TrainResult.from_json(ctx.records["train"]["train"])
+    heldout = run_heldout(job, ctx.project, ctx.sandbox, train)
+    return StepOutcome.passed(f"{heldout.heldout_bits_per_byte:.4f} held-out bits/byte", heldout=heldout.to_json())
+
+
+def validation_step(ctx: StepContext) -> StepOutcome:
+    """The manifest is built from PRISM's own phase results and checked field by field."""
+    job = load_job(ctx)
+    inspect = InspectResult.from_json(ctx.records["inspect"]["inspect"])
+    train = TrainResult.from_json(ctx.records["train"]["train"])
+    heldout = HeldoutResult.from_json(ctx.records["heldout"]["heldout"])
+    manifest = build_manifest(job, inspect, train, heldout)
+    report = validate_manifest(manifest, job=job, inspect=inspect, train=train, heldout=heldout)
+    record = {"manifest": manifest, "validation": report.to_json(), "mode": job.mode,
+              "score_eligible": job.score_eligible}
+    if not report.ok:
+        fields = sorted({item.rule_id for item in report.findings})
+        return StepOutcome("rejected", "manifest.mismatch", f"manifest validation failed: {', '.join(fields)}",
+                           record, report.findings)
+    return StepOutcome.passed("manifest validated", **record)
+
+
+def score_step(ctx: StepContext) -> StepOutcome:
+    """One evaluation row per submission; ownership only for score-eligible runs."""
+    validation = ctx.records["validation"]
+    manifest: dict[str, Any] = validation["manifest"]
+    eligible = bool(validation["score_eligible"])
+    graph_hash = str(manifest["model"]["architecture_graph_hash"])
+    family = str(ctx.records.get("graph_duplicates", {}).get("attach_to") or graph_hash)
+    bpb = float(manifest["metrics"]["bits_per_byte"])
+    score = final_score(bpb)
+    with ctx.sessions() as session, session.begin():
+        row = record_evaluation(
+            session,
+            Evaluation(
+                submission_id=ctx.submission.id,
+                hotkey=ctx.submission.hotkey,
+                epoch=epoch_at(utcnow(), ctx.settings.epoch_seconds),
+                mode=str(manifest["mode"]),
+                score_eligible=eligible,
+                bits_per_byte=bpb,
+                heldout_bits_per_byte=float(manifest["metrics"]["heldout_bits_per_byte"]),
+                final_score=score,
+                parameter_count=int(manifest["model"]["parameter_count"]),
+                architecture_hash=family,
+                manifest=manifest,
+                created_at=utcnow(),
+            ),
+        )
+        owner = None
+        if eligible:
+            graph = _graph_document(load_job(ctx)) if (ctx.work_dir / JOB_RECORD).is_file() else {}
+            owner = claim_architecture(
+                session, graph_hash=family, hotkey=ctx.submission.hotkey, submission_id=ctx.submission.id, graph=graph
+            ).owner_hotkey
+    kind = "score-eligible" if eligible else "non-scoring (local_cpu_smoke)"
+    return StepOutcome(
+        "passed",
+        "score.recorded",
+        f"final score {row.final_score:.6f} from {row.bits_per_byte:.4f} bits/byte; {kind}",
+        {"final_score": row.final_score, "score_eligible": eligible, "architecture_hash": family,
+         "architecture_owner": owner},
+        architecture_hash=family,
+    )

@@ -1,0 +1,102 @@
+"""Review steps: static policy, source duplicates, LLM policy review, claims review.
+
+Each is a function of the step context that returns a `StepOutcome`; the worker persists it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prism.pipeline.context import StepContext, StepOutcome
+from prism.review.duplicates import decide_source
+from prism.review.llm import LlmReviewConfig, ReviewContext, SimilarSource, review_project
+from prism.review.llm_types import LlmReviewResult
+from prism.review.similarity import fingerprint_project
+from prism.review.static import StaticPolicy, review_project as static_review
+from prism.store.fingerprints import find_candidates, save_fingerprint
+from prism.store.submissions import load_project
+
+
+def static_review_step(ctx: StepContext) -> StepOutcome:
+    report = static_review(ctx.project, policy=StaticPolicy.from_settings(ctx.settings))
+    if report.accepted:
+        return StepOutcome.passed(files_reviewed=len(ctx.project.python_files))
+    rules = sorted({item.rule_id for item in report.findings})
+    return StepOutcome(
+        "rejected",
+        reason_code=f"static.{rules[0]}" if len(rules) == 1 else "static.policy_violation",
+        detail=f"static review found {len(report.findings)} violation(s): {', '.join(rules)}",
+        evidence=report.findings,
+        record={"rules": rules},
+    )
+
+
+def source_duplicates_step(ctx: StepContext) -> StepOutcome:
+    fingerprint = fingerprint_project(ctx.project)
+    with ctx.sessions() as session, session.begin():
+        candidates = find_candidates(session, fingerprint, submission_id=ctx.submission.id)
+        save_fingerprint(session, ctx.submission.id, fingerprint)
+    report = decide_source(
+        fingerprint, hotkey=ctx.submission.hotkey, candidates=candidates, policy=ctx.runtime_config.similarity
+    )
+    record = report.to_json()
+    if report.outcome == "reject":
+        return StepOutcome("rejected", report.reason_code, _summary(report.to_json()), record, report.evidence)
+    if report.outcome == "quarantine":
+        return StepOutcome("quarantined", report.reason_code, _summary(record), record, report.evidence)
+    return StepOutcome("passed", report.reason_code, _summary(record), record, report.evidence)
+
+
+def _summary(record: dict[str, Any]) -> str:
+    candidates = record.get("candidates") or []
+    if not candidates:
+        return "no earlier submission is similar"
+    top = candidates[0]
+    return f"closest earlier submission {top.get('submission_id')} ({len(candidates)} candidate(s))"
+
+
+def _llm_outcome(result: LlmReviewResult, *, stage: str) -> StepOutcome:
+    record = result.to_json()
+    if result.outcome == "reject":
+        return StepOutcome("rejected", f"{stage}.rejected", result.reason, record, result.evidence)
+    if result.outcome == "quarantine":
+        return StepOutcome("quarantined", f"{stage}.unverified_rejection", result.reason, record, result.evidence)
+    if result.outcome == "hold":
+        return StepOutcome("held", f"{stage}.unavailable", result.reason, record, result.evidence)
+    detail = {"approve": "approved", "advisory_pass": "advisory review failed; passed and recorded",
+              "disabled": "not configured"}.get(result.outcome, result.outcome)
+    return StepOutcome("passed", f"{stage}.{result.outcome}", detail, record, result.evidence)
+
+
+def _llm_config(ctx: StepContext) -> LlmReviewConfig:
+    return LlmReviewConfig.from_settings(ctx.settings, ctx.runtime_config.llm_review_policy)
+
+
+def llm_review_step(ctx: StepContext) -> StepOutcome:
+    config = _llm_config(ctx)
+    similar: list[SimilarSource] = []
+    duplicates = ctx.records.get("source_duplicates", {})
+    with ctx.sessions() as session:
+        for candidate in list(duplicates.get("candidates") or [])[:3]:
+            files = load_project(session, str(candidate["submission_id"]))
+            score = float(max(candidate.get("containment_new_in_old", 0.0), candidate.get("containment_old_in_new", 0.0)))
+            similar.append(SimilarSource(str(candidate["submission_id"]), score, files))
+    result = review_project(ctx.project, config=config, context=ReviewContext(similar=tuple(similar)))
+    return _llm_outcome(result, stage="llm_review")
+
+
+def claims_review_step(ctx: StepContext) -> StepOutcome:
+    """After evaluation: the miner's claims in prism.yaml against what PRISM measured. Claims are never scored."""
+    if not ctx.project.config.claims:
+        return StepOutcome.passed("no claims to review")
+    config = _llm_config(ctx)
+    manifest = ctx.records.get("validation", {}).get("manifest", {})
+    measured = {
+        "parameter_count": manifest.get("model", {}).get("parameter_count"),
+        "flops": manifest.get("compute", {}).get("flops"),
+        "tokens": manifest.get("compute", {}).get("tokens"),
+        "bits_per_byte": manifest.get("metrics", {}).get("bits_per_byte"),
+        "heldout_bits_per_byte": manifest.get("metrics", {}).get("heldout_bits_per_byte"),
+    }
+    result = review_project(ctx.project, config=config, context=ReviewContext(measured=measured))
+    return _llm_outcome(result, stage="claims_review")

@@ -1,0 +1,38 @@
+"""The stages of one submission, in order. The worker runs them; each is a function of the context."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prism.pipeline.context import StepContext, StepOutcome
+from prism.pipeline.eval_steps import (
+    graph_duplicates_step,
+    heldout_step,
+    inspect_step,
+    score_step,
+    train_step,
+    validation_step,
+)
+from prism.pipeline.review_steps import (
+    claims_review_step,
+    llm_review_step,
+    source_duplicates_step,
+    static_review_step,
+)
+
+Step = Callable[[StepContext], StepOutcome]
+
+STAGES: tuple[tuple[str, Step], ...] = (
+    ("static_review", static_review_step),
+    ("source_duplicates", source_duplicates_step),  # before the LLM: its candidates go into the prompt
+    ("llm_review", llm_review_step),
+    ("inspect", inspect_step),
+    ("graph_duplicates", graph_duplicates_step),  # after inspect, before any training
+    ("train", train_step),
+    ("heldout", heldout_step),
+    ("validation", validation_step),
+    ("claims_review", claims_review_step),  # the miner's claims against what was measured
+    ("score", score_step),
+)
+# Stages whose results live in the work directory; they restart together when it is lost.
+EVALUATION_STAGES = ("inspect", "graph_duplicates", "train", "heldout", "validation", "claims_review", "score")

@@ -1,0 +1,249 @@
+"""The worker: claim a submission, run its steps in order, persist each decision before the next.
+
+A restart resumes after the last finished step (its record is in `stage_results`). Faults are
+sorted once, here:
+- the submission broke a rule → `rejected` with evidence (terminal);
+- suspicion → `quarantined`; a review that could not finish → `held` (retried with back-off);
+- the submitted code crashed or timed out → `failed` (terminal, the miner's fault);
+- our infrastructure failed (sandbox could not start, broker busy, data missing, our own bug) →
+  back to `pending` with back-off, up to `worker_max_infra_retries`, then `failed` with a reason
+  that says it was not the miner's fault. Such retries never count against the miner.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from prism.config import Settings
+from prism.errors import ConfigError, PrismError
+from prism.evaluation.errors import DatasetError, EvaluationRejected, HarnessProtocolError, MinerCodeFailed
+from prism.intake.archive import read_project
+from prism.intake.errors import IntakeRejected
+from prism.intake.limits import IntakeLimits
+from prism.pipeline.context import StepContext, StepOutcome, SubmissionInfo
+from prism.pipeline.eval_steps import EvaluationRestart
+from prism.pipeline.queue import Claim, LeaseLost, claim_next, fenced, renew_lease
+from prism.pipeline.stages import EVALUATION_STAGES, STAGES, Step
+from prism.sandbox import get_sandbox
+from prism.sandbox.errors import SandboxInfraError, SandboxUnavailable
+from prism.sandbox.spec import Sandbox
+from prism.store.base import utcnow
+from prism.store.lifecycle import transition
+from prism.store.models import StageResult, Submission
+from prism.store.models import SubmissionStatus as S
+from prism.store.runtime_configs import load_runtime_config
+from prism.store.submissions import load_archive, record_stage
+
+log = logging.getLogger(__name__)
+
+# Our side failed: retry later, never the miner's fault.
+INFRA_ERRORS: tuple[type[PrismError], ...] = (
+    SandboxInfraError,
+    SandboxUnavailable,
+    DatasetError,
+    HarnessProtocolError,
+    ConfigError,
+)
+# A step result with one of these outcomes counts as done when resuming.
+DONE = frozenset({"passed", "released"})
+HOLD_BACKOFF_CAP = timedelta(hours=1)
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    sandbox_factory: Callable[[], Sandbox] | None = None
+    worker_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.worker_id = self.worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        if self.sandbox_factory is None:
+            settings = self.settings
+            self.sandbox_factory = lambda: get_sandbox(settings)
+
+    def run_once(self) -> str | None:
+        """Process at most one submission; returns its id, or None when the queue is empty."""
+        claim = claim_next(self.sessions, self.worker_id, lease_seconds=self.settings.worker_lease_seconds)
+        if claim is None:
+            return None
+        log.info("claimed submission", extra={"submission_id": claim.submission_id, "worker": self.worker_id})
+        with _Heartbeat(self, claim):
+            try:
+                self._run(claim)
+            except LeaseLost:
+                log.warning("lease lost; another worker owns the submission now",
+                            extra={"submission_id": claim.submission_id})
+        return claim.submission_id
+
+    def drain(self) -> int:
+        processed = 0
+        while self.run_once() is not None:
+            processed += 1
+        return processed
+
+    # -- one submission ----------------------------------------------------------------------
+
+    def _run(self, claim: Claim) -> None:
+        context = self._context(claim)
+        if context is None:
+            return
+        done = self._done_stages(claim.submission_id)
+        for stage, step in STAGES:
+            if stage in done:
+                continue
+            started = utcnow()
+            outcome = self._attempt(claim, stage, step, context)
+            if outcome is None:  # an infrastructure fault was recorded; we stop here
+                return
+            with fenced(self.sessions, claim) as (session, submission):
+                record_stage(session, claim.submission_id, stage, outcome.outcome, detail=outcome.detail,
+                             data=dict(outcome.record), evidence=outcome.evidence, started_at=started)
+                submission.stage = stage
+                if outcome.architecture_hash:
+                    submission.architecture_hash = outcome.architecture_hash
+                if outcome.outcome != "passed":
+                    self._stop(session, submission, stage, outcome)
+                    return
+            context.records[stage] = outcome.record
+        with fenced(self.sessions, claim) as (session, submission):
+            submission.infra_attempts = 0
+            transition(session, submission, S.COMPLETED, actor=f"worker:{self.worker_id}",
+                       reason_code="completed", reason=_completion_reason(context))
+        shutil.rmtree(context.work_dir, ignore_errors=True)
+
+    def _attempt(self, claim: Claim, stage: str, step: Step, context: StepContext) -> StepOutcome | None:
+        try:
+            return step(context)
+        except EvaluationRejected as exc:
+            return StepOutcome("rejected", exc.reason_code, str(exc), {}, exc.evidence)
+        except MinerCodeFailed as exc:
+            return StepOutcome("failed", exc.reason_code, exc.detail)
+        except EvaluationRestart as exc:
+            with fenced(self.sessions, claim) as (session, _submission):
+                session.execute(delete(StageResult).where(StageResult.submission_id == claim.submission_id,
+                                                          StageResult.stage.in_(EVALUATION_STAGES)))
+            self._infra_fault(claim, stage, str(exc))
+            return None
+        except INFRA_ERRORS as exc:
+            self._infra_fault(claim, stage, f"{type(exc).__name__}: {exc}")
+            return None
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            # A bug of ours: loud in the log, retried like any fault of ours, never blamed on the miner.
+            log.exception("step %s crashed", stage, extra={"submission_id": claim.submission_id})
+            self._infra_fault(claim, stage, f"internal error in {stage}: {type(exc).__name__}")
+            return None
+
+    def _stop(self, session: Session, submission: Submission, stage: str, outcome: StepOutcome) -> None:
+        target = {"rejected": S.REJECTED, "quarantined": S.QUARANTINED, "held": S.HELD, "failed": S.FAILED}[
+            outcome.outcome
+        ]
+        if target is S.HELD:
+            # Retried automatically; a long outage only stretches the back-off, it never rejects.
+            delay = min(self.settings.worker_retry_base_seconds * 2 ** min(submission.infra_attempts, 16),
+                        HOLD_BACKOFF_CAP.total_seconds())
+            submission.infra_attempts += 1
+            submission.next_attempt_at = utcnow() + timedelta(seconds=delay)
+        transition(session, submission, target, actor=f"worker:{self.worker_id}",
+                   reason_code=outcome.reason_code or f"{stage}.{outcome.outcome}",
+                   reason=outcome.detail, evidence=outcome.evidence, data={"stage": stage})
+
+    def _infra_fault(self, claim: Claim, stage: str, detail: str) -> None:
+        with fenced(self.sessions, claim) as (session, submission):
+            submission.infra_attempts += 1
+            if submission.infra_attempts > self.settings.worker_max_infra_retries:
+                transition(session, submission, S.FAILED, actor=f"worker:{self.worker_id}",
+                           reason_code="infrastructure", data={"stage": stage},
+                           reason=f"PRISM could not evaluate this submission (not the miner's fault): {detail}")
+                return
+            delay = self.settings.worker_retry_base_seconds * 2 ** (submission.infra_attempts - 1)
+            submission.next_attempt_at = utcnow() + timedelta(seconds=delay)
+            transition(session, submission, S.PENDING, actor=f"worker:{self.worker_id}",
+                       reason_code="infrastructure_retry", reason=detail,
+                       data={"stage": stage, "attempt": submission.infra_attempts, "retry_in_seconds": delay})
+        log.warning("infrastructure fault in %s, will retry: %s", stage, detail,
+                    extra={"submission_id": claim.submission_id})
+
+    def _context(self, claim: Claim) -> StepContext | None:
+        with self.sessions() as session:
+            submission = session.get(Submission, claim.submission_id)
+            archive = load_archive(session, claim.submission_id)
+            active = load_runtime_config(session)
+            assert submission is not None and archive is not None
+            info = SubmissionInfo(submission.id, submission.hotkey, submission.code_hash, submission.filename,
+                                  submission.created_at, submission.infra_attempts)
+            records = {row.stage: row.data for row in session.scalars(
+                select(StageResult).where(StageResult.submission_id == claim.submission_id))}
+        try:
+            project = read_project(archive, info.filename, limits=IntakeLimits.from_settings(self.settings))
+        except IntakeRejected as exc:
+            # Intake limits may have tightened since the bridge accepted it.
+            with fenced(self.sessions, claim) as (session, submission_row):
+                record_stage(session, claim.submission_id, "intake", "rejected", detail=str(exc), evidence=exc.evidence)
+                transition(session, submission_row, S.REJECTED, actor=f"worker:{self.worker_id}",
+                           reason_code=exc.reason_code, reason=str(exc), evidence=exc.evidence)
+            return None
+        assert self.sandbox_factory is not None
+        return StepContext(
+            settings=self.settings,
+            runtime_config=active.config,
+            runtime_config_version=active.version,
+            sessions=self.sessions,
+            submission=info,
+            project=project,
+            work_dir=Path(self.settings.data_dir) / "work" / info.id,
+            sandbox_factory=self.sandbox_factory,
+            records=records,
+        )
+
+    def _done_stages(self, submission_id: str) -> set[str]:
+        with self.sessions() as session:
+            rows = session.scalars(select(StageResult).where(StageResult.submission_id == submission_id))
+            return {row.stage for row in rows if row.outcome in DONE}
+
+
+def _completion_reason(context: StepContext) -> str:
+    validation = context.records.get("validation", {})
+    mode = validation.get("mode", "unknown")
+    eligible = validation.get("score_eligible", False)
+    kind = "score-eligible official run" if eligible else "non-scoring run (no weight, no leaderboard)"
+    return f"evaluated in mode {mode}: {kind}"
+
+
+class _Heartbeat:
+    """Renews the lease while the steps run, so a long evaluation is never taken away."""
+
+    def __init__(self, worker: Worker, claim: Claim) -> None:
+        self.worker = worker
+        self.claim = claim
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{claim.submission_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        settings = self.worker.settings
+        while not self.stopped.wait(settings.worker_heartbeat_seconds):
+            try:
+                if not renew_lease(self.worker.sessions, self.claim, lease_seconds=settings.worker_lease_seconds):
+                    return
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the lease has slack
+                log.warning("heartbeat failed", extra={"submission_id": self.claim.submission_id})
