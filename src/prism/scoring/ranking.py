@@ -62,7 +62,9 @@ def compute_weights(
         leader = members[0]  # `best` is already in leaderboard order
         value = max(leader.final_score, 0.0)
         owner = owners.get(graph_hash)
-        owner_competes = owner is not None and any(r.hotkey == owner for r in results if r.architecture_hash == graph_hash)
+        owner_competes = owner is not None and any(
+            r.hotkey == owner for r in results if r.architecture_hash == graph_hash
+        )
         if owner is not None and owner_competes:
             raw[owner] = raw.get(owner, 0.0) + policy.owner_share * value
             raw[leader.hotkey] = raw.get(leader.hotkey, 0.0) + policy.implementation_share * value

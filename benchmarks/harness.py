@@ -1,0 +1,125 @@
+"""Tokens per second of the harness's `train` phase against a bare PyTorch loop, in the same run.
+
+Both sides train the example tiny transformer on the same batches of the fixture corpus, in the
+same order, with the same optimizer, thread count and step (cross-entropy, backward, clip, step).
+The harness side is the real thing: recorder and model in separate processes, logits over pipes,
+loss recorded before each update, causality probes at secret steps. Only the training loop is
+timed on both sides (start-up, imports and the weights export are left out of both).
+
+    .venv/bin/python benchmarks/harness.py [--tokens 65536] [--threads 2] [--repeat 2]
+
+Target: ratio >= 0.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from prism.evaluation.data import ensure_fixture_dataset  # noqa: E402
+from prism.evaluation.phase import RESULT_PREFIX, PhaseSpec, ShardRef  # noqa: E402
+
+EXAMPLE = ROOT / "examples" / "tiny_transformer"
+SEQ_LEN, BATCH, ORDER_SEED = 128, 8, 7
+
+BARE_LOOP = f"""
+import sys, time, importlib.util, torch, torch.nn.functional as F
+from pathlib import Path
+from prism.contract import ModelContext
+from prism.evaluation.phases import _windows
+torch.set_num_threads(int(sys.argv[3])); torch.manual_seed(1234)
+spec = importlib.util.spec_from_file_location("example", sys.argv[1]); mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+ctx = ModelContext(seq_len={SEQ_LEN}, batch_size={BATCH})
+model = mod.build_model(ctx); opt = mod.configure_optimizer(model, ctx)
+data = torch.frombuffer(bytearray(b"".join(Path(p).read_bytes() for p in sys.argv[4:])), dtype=torch.uint8)
+windows = (data.numel() - 1) // {SEQ_LEN}
+order = torch.randperm(windows, generator=torch.Generator().manual_seed({ORDER_SEED}))
+steps = int(sys.argv[2]) // ({BATCH} * {SEQ_LEN})
+start = time.monotonic()
+for step in range(steps):
+    x, y = _windows(data, order[step * {BATCH}:(step + 1) * {BATCH}], {SEQ_LEN})
+    logits = model(x.long())
+    loss = F.cross_entropy(logits.float().reshape(-1, 256), y.long().reshape(-1))
+    opt.zero_grad(set_to_none=True); loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step()
+print(steps * {BATCH} * {SEQ_LEN} / (time.monotonic() - start))
+"""
+
+
+def _env(threads: int) -> dict[str, str]:
+    # The same environment the harness gives the model's process, for the bare loop too.
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT / "src"),
+        "PYTHONWARNINGS": "ignore",
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+    }
+
+
+def harness_rate(tmp: Path, tokens: int, threads: int, shards: tuple[ShardRef, ...], data: Path) -> float:
+    job = tmp / "job"
+    artifacts = tmp / f"artifacts-{time.monotonic_ns()}"
+    job.mkdir(exist_ok=True)
+    artifacts.mkdir()
+    spec = PhaseSpec(
+        phase="train", entrypoint="model.py", seed=1234, data_order_seed=ORDER_SEED, probe_seed=99,
+        seq_len=SEQ_LEN, batch_size=BATCH, token_budget=tokens, wall_clock_seconds=3600, heldout_tokens=0,
+        parameter_cap=150_000_000, device="cpu", threads=threads, shards=shards,
+    )  # fmt: skip
+    (job / "job.json").write_text(json.dumps(spec.to_json()))
+    out = subprocess.run(
+        [sys.executable, "-m", "prism.evaluation.harness", "--job", str(job / "job.json"), "--data", str(data),
+         "--submission", str(EXAMPLE), "--artifacts", str(artifacts)],
+        capture_output=True, text=True, env=_env(threads), check=True,
+    ).stdout  # fmt: skip
+    report = json.loads(next(line for line in out.splitlines() if line.startswith(RESULT_PREFIX))[len(RESULT_PREFIX) :])
+    if report["status"] != "ok":
+        raise SystemExit(f"harness run failed: {report}")
+    figures = report["figures"]
+    return float(figures["tokens"]) / float(figures["loop_seconds"])
+
+
+def bare_rate(tokens: int, threads: int, shard_paths: list[str]) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", BARE_LOOP, str(EXAMPLE / "model.py"), str(tokens), str(threads), *shard_paths],
+        capture_output=True, text=True, env=_env(threads), check=True,
+    ).stdout  # fmt: skip
+    return float(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tokens", type=int, default=65_536)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = Path(scratch)
+        dataset = ensure_fixture_dataset(tmp / "dataset")
+        staged = dataset.stage_split("train", tmp / "data")
+        shards = tuple(ShardRef(path=s.path, sha256=s.sha256, size=s.size) for s in staged)
+        paths = [str(tmp / "data" / s.path) for s in staged]
+        harness, bare = [], []
+        for _ in range(args.repeat):  # interleaved, best of each: both see the same machine state
+            bare.append(bare_rate(args.tokens, args.threads, paths))
+            harness.append(harness_rate(tmp, args.tokens, args.threads, shards, tmp / "data"))
+    h, b = max(harness), max(bare)
+    print(f"tokens per run: {args.tokens}, threads: {args.threads}, batch {BATCH} x {SEQ_LEN}")
+    print(f"bare PyTorch loop : {b:10.0f} tokens/s")
+    print(f"harness train     : {h:10.0f} tokens/s")
+    print(f"ratio             : {h / b:10.3f}  (target >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""One whole evaluation, as `prism evaluate` runs it: review, inspect, train, heldout, validation.
+
+The worker strings the same steps together itself (persisting each result); this is the
+synchronous path for an operator or a miner's local smoke run. Every outcome is a decision with
+evidence: `accepted` (validated manifest), `rejected` (a rule broken, evidence attached) or
+`failed` (the miner's code crashed or timed out). Infrastructure errors propagate.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from prism.config import Settings
+from prism.evaluation.data import LockedDataset, ensure_fixture_dataset, load_locked_dataset
+from prism.evaluation.errors import EvaluationRejected, MinerCodeFailed
+from prism.evaluation.jobs import Mode, make_job
+from prism.evaluation.manifest import ValidationReport, build_manifest, validate_manifest
+from prism.evaluation.runner import run_heldout, run_inspect, run_train
+from prism.evidence import Evidence, evidence_to_json
+from prism.intake.project import Project
+from prism.runtime_config import RuntimeConfig
+from prism.sandbox.spec import Sandbox
+
+Decision = Literal["accepted", "rejected", "failed"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvaluationOutcome:
+    decision: Decision
+    reason_code: str = ""
+    evidence: tuple[Evidence, ...] = ()
+    manifest: dict[str, Any] = field(default_factory=dict)
+    validation: ValidationReport | None = None
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "reason_code": self.reason_code,
+            "detail": self.detail,
+            "evidence": evidence_to_json(self.evidence),
+            "manifest": self.manifest,
+            "validation": self.validation.to_json() if self.validation else {"ok": False, "findings": []},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EvaluationOutcome:
+        validation = data.get("validation")
+        return cls(
+            decision=data["decision"],
+            reason_code=str(data.get("reason_code", "")),
+            detail=str(data.get("detail", "")),
+            evidence=tuple(Evidence.from_json(e) for e in data.get("evidence", ())),
+            manifest=dict(data.get("manifest") or {}),
+            validation=ValidationReport.from_json(validation) if validation else None,
+        )
+
+
+def locked_dataset(settings: Settings) -> LockedDataset:
+    """The configured dataset; the embedded default builds the synthetic fixture on first use."""
+    if settings.dataset_dir is None:
+        return ensure_fixture_dataset(settings.resolved_dataset_dir)
+    return load_locked_dataset(settings.dataset_dir)
+
+
+def _static_review(project: Project) -> tuple[Evidence, ...] | None:
+    """Findings of `prism.review.static`, or None where that module is not installed."""
+    try:
+        static = importlib.import_module("prism.review.static")
+    except ModuleNotFoundError:
+        return None
+    report = static.review_project(project)
+    return () if report.accepted else tuple(report.findings)
+
+
+def evaluate_project(
+    project: Project,
+    *,
+    settings: Settings,
+    runtime_config: RuntimeConfig,
+    mode: Mode,
+    sandbox: Sandbox,
+    submission_id: str = "local",
+    dataset: LockedDataset | None = None,
+    work_dir: Path | None = None,
+) -> EvaluationOutcome:
+    findings = _static_review(project)
+    if findings:
+        return EvaluationOutcome(decision="rejected", reason_code="static_review", evidence=findings)
+    dataset = dataset or locked_dataset(settings)
+    with tempfile.TemporaryDirectory(prefix="prism-eval-") as scratch:
+        root = work_dir or Path(scratch)
+        root.mkdir(parents=True, exist_ok=True)
+        root.chmod(0o755)
+        job = make_job(
+            submission_id=submission_id,
+            code_hash=project.code_hash,
+            mode=mode,
+            runtime_config=runtime_config,
+            dataset=dataset,
+            work_dir=root,
+        )
+        try:
+            inspect = run_inspect(job, project, sandbox)
+            train = run_train(job, project, sandbox, inspect)
+            heldout = run_heldout(job, project, sandbox, train)
+        except EvaluationRejected as exc:
+            return EvaluationOutcome(decision="rejected", reason_code=exc.reason_code, evidence=exc.evidence)
+        except MinerCodeFailed as exc:
+            return EvaluationOutcome(decision="failed", reason_code=exc.reason_code, detail=exc.detail)
+        manifest = build_manifest(job, inspect, train, heldout)
+        report = validate_manifest(manifest, job=job, inspect=inspect, train=train, heldout=heldout)
+    if not report.ok:
+        return EvaluationOutcome(
+            decision="rejected",
+            reason_code="manifest_validation",
+            evidence=report.findings,
+            manifest=manifest,
+            validation=report,
+        )
+    return EvaluationOutcome(decision="accepted", manifest=manifest, validation=report)

@@ -1,0 +1,291 @@
+"""The model's process: the only place the submitted code runs.
+
+Started by the harness (the recorder) with two pipe descriptors and nothing else: no data mount
+is read from here, no report is written from here. Order matters: seed, thread count and
+deterministic settings first; then torch's lazy imports are warmed and the runtime guard is
+installed; only then is the submission imported and `build_model(ctx)` called under the forced
+seed. After that the process answers the recorder's requests (see `serve`), speaking only `wire`
+frames. What it sends back is treated as untrusted by the recorder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import random
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from prism.contract import VOCAB_SIZE, Batch, ModelContext
+from prism.evaluation import graph as graph_mod
+from prism.evaluation import guard
+from prism.evaluation.wire import Channel, WireError
+
+SUBMISSION_ROOT = "/submission"
+DEFAULT_LR = 1e-3
+DEFAULT_WEIGHT_DECAY = 0.01
+DEFAULT_CLIP = 1.0
+
+
+class ContractError(Exception):
+    """The submission does not honour the contract (no build_model, not a Module, bad output)."""
+
+
+def configure_determinism(*, seed: int, threads: int, device: str) -> None:
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=device != "cpu")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _warm_lazy_imports() -> None:
+    """Run once what the harness will need later, so torch's lazy imports happen before the guard."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    probe = torch.nn.Sequential(torch.nn.Embedding(4, 4), torch.nn.Linear(4, 4))
+    graph_mod.architecture_graph(probe)
+    optimizer = torch.optim.AdamW(probe.parameters(), lr=DEFAULT_LR)
+    with FlopCounterMode(display=False):
+        out = probe(torch.zeros(1, 2, dtype=torch.long))
+        F.cross_entropy(out.reshape(-1, 4), torch.zeros(2, dtype=torch.long)).backward()  # type: ignore[no-untyped-call]
+    torch.nn.utils.clip_grad_norm_(probe.parameters(), DEFAULT_CLIP)
+    optimizer.step()
+    torch.nn.functional.scaled_dot_product_attention(
+        torch.zeros(1, 1, 2, 4), torch.zeros(1, 1, 2, 4), torch.zeros(1, 1, 2, 4), is_causal=True
+    )
+
+
+def _project_modules(root: str) -> frozenset[str]:
+    names: set[str] = set()
+    if os.path.isdir(root):
+        for entry in os.listdir(root):
+            if entry.endswith(".py"):
+                names.add(entry[:-3])
+            elif os.path.isdir(os.path.join(root, entry)) and entry.isidentifier():
+                names.add(entry)
+    return frozenset(names)
+
+
+def _load_entrypoint(root: str, entrypoint: str) -> Any:
+    if not entrypoint.endswith(".py") or entrypoint.startswith("/") or ".." in entrypoint.split("/"):
+        raise ContractError(f"entrypoint {entrypoint!r} is not a relative .py path")
+    sys.path.insert(0, root)
+    return importlib.import_module(entrypoint[:-3].replace("/", "."))
+
+
+def _default_optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=DEFAULT_LR, weight_decay=DEFAULT_WEIGHT_DECAY)
+
+
+@dataclass
+class ModelHost:
+    """The submitted model and the state of the step in progress."""
+
+    model: torch.nn.Module
+    optimizer: Any
+    ctx: ModelContext
+    train_step: Callable[..., Any] | None
+    device: torch.device
+    pending: tuple[torch.Tensor, torch.Tensor] | None = None
+    rng_before: tuple[torch.Tensor, ...] = field(default_factory=tuple)
+
+    def _rng_state(self) -> tuple[torch.Tensor, ...]:
+        states = [torch.get_rng_state()]
+        if self.device.type == "cuda":
+            states.append(torch.cuda.get_rng_state(self.device))
+        return tuple(states)
+
+    def _set_rng_state(self, states: tuple[torch.Tensor, ...]) -> None:
+        torch.set_rng_state(states[0])
+        if self.device.type == "cuda":
+            torch.cuda.set_rng_state(states[1], self.device)
+
+    def _logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        out = self.model(inputs)
+        if not isinstance(out, torch.Tensor):
+            raise ContractError(f"the model returned {type(out).__name__}, not a tensor of logits")
+        return out
+
+    def forward(self, inputs_u8: torch.Tensor) -> torch.Tensor:
+        inputs = inputs_u8.to(self.device).long()
+        self.model.train()
+        self.rng_before = self._rng_state()
+        logits = self._logits(inputs)
+        self.pending = (inputs, logits)
+        return logits.detach().float()
+
+    def probe(self, inputs_u8: torch.Tensor) -> torch.Tensor:
+        """The same forward on perturbed inputs, replaying the RNG and leaving no trace in buffers."""
+        inputs = inputs_u8.to(self.device).long()
+        after = self._rng_state()
+        saved = {name: b.detach().clone() for name, b in self.model.named_buffers()}
+        self._set_rng_state(self.rng_before)
+        try:
+            with torch.no_grad():
+                logits = self._logits(inputs).float()
+        finally:
+            with torch.no_grad():
+                for name, b in self.model.named_buffers():
+                    if name in saved and b.shape == saved[name].shape:
+                        b.copy_(saved[name])
+            self._set_rng_state(after)
+        return logits
+
+    def step(self, targets_u8: torch.Tensor) -> None:
+        if self.pending is None:
+            raise ContractError("step without a forward")
+        inputs, logits = self.pending
+        self.pending = None
+        targets = targets_u8.to(self.device).long()
+        if self.train_step is not None:
+            self.train_step(self.model, Batch(inputs=inputs, targets=targets, logits=logits), self.optimizer, self.ctx)
+            return
+        # The default step reuses the recorded forward's graph: one forward per batch, not two.
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), DEFAULT_CLIP)
+        self.optimizer.step()
+
+    def evaluate(self, inputs_u8: torch.Tensor) -> torch.Tensor:
+        self.model.eval()
+        with torch.no_grad():
+            return self._logits(inputs_u8.to(self.device).long()).float()
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "parameter_count": sum(p.numel() for p in self.model.parameters()),
+            "buffer_count": sum(b.numel() for b in self.model.buffers()),
+        }
+
+    def inspect(self) -> dict[str, Any]:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        graph = graph_mod.architecture_graph(self.model)
+        gen = torch.Generator().manual_seed(self.ctx.seed)
+        shape = (self.ctx.batch_size, self.ctx.seq_len + 1)
+        data = torch.randint(0, VOCAB_SIZE, shape, generator=gen).to(self.device)
+        self.model.train()
+        with FlopCounterMode(display=False) as counter:
+            logits = self._logits(data[:, :-1])
+            F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), data[:, 1:].reshape(-1)).backward()  # type: ignore[no-untyped-call]
+        self.model.zero_grad(set_to_none=True)
+        tokens = self.ctx.batch_size * self.ctx.seq_len
+        return {
+            **self.counts(),
+            "graph": graph,
+            "graph_hash": graph_mod.graph_hash(graph),
+            "flops_per_token": counter.get_total_flops() / tokens,
+            "parameter_dtypes": sorted({str(p.dtype).removeprefix("torch.") for p in self.model.parameters()}),
+        }
+
+
+def build(init: dict[str, Any]) -> ModelHost:
+    device = torch.device(str(init["device"]))
+    seed = int(init["seed"])
+    module = _load_entrypoint(str(init["submission_root"]), str(init["entrypoint"]))
+    build_model = getattr(module, "build_model", None)
+    if not callable(build_model):
+        raise ContractError("the entrypoint defines no build_model(ctx)")
+    ctx = ModelContext(**init["ctx"])
+    torch.manual_seed(seed)  # the model's initial weights are a function of the seed alone
+    model = build_model(ctx)
+    if not isinstance(model, torch.nn.Module):
+        raise ContractError(f"build_model returned {type(model).__name__}, not a torch.nn.Module")
+    model.to(device)
+    # A first forward materialises lazy modules before parameters are counted or optimised.
+    gen = torch.Generator().manual_seed(seed + 1)
+    warm = torch.randint(0, VOCAB_SIZE, (ctx.batch_size, ctx.seq_len), generator=gen).to(device)
+    model.train()
+    with torch.no_grad():
+        model(warm)
+    configure = getattr(module, "configure_optimizer", None)
+    optimizer = configure(model, ctx) if callable(configure) else _default_optimizer(model)
+    step = getattr(module, "train_step", None)
+    return ModelHost(model, optimizer, ctx, step if callable(step) else None, device)
+
+
+def serve(channel: Channel, host: ModelHost) -> None:
+    while True:
+        message = channel.recv_json()
+        op = message.get("op")
+        if op == "forward":
+            channel.send_tensor(host.forward(channel.recv_tensor()))
+        elif op == "probe":
+            channel.send_tensor(host.probe(channel.recv_tensor()))
+        elif op == "step":
+            host.step(channel.recv_tensor())
+        elif op == "eval":
+            channel.send_tensor(host.evaluate(channel.recv_tensor()))
+        elif op == "inspect":
+            channel.send_json({"op": "inspect", **host.inspect()})
+        elif op == "state":
+            state = host.model.state_dict()
+            channel.send_json({"op": "state", "names": list(state)})
+            for value in state.values():
+                channel.send_tensor(value.detach())
+        elif op == "load_state":
+            names = [str(n) for n in message.get("names", [])]
+            tensors = {name: channel.recv_tensor() for name in names}
+            host.model.load_state_dict(tensors, strict=True)
+            channel.send_json({"op": "loaded"})
+        elif op == "shutdown":
+            return
+        else:
+            raise ContractError(f"unknown request {op!r}")
+
+
+def _caused_by_guard(exc: BaseException | None) -> bool:
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, guard.GuardViolation):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def _report_error(channel: Channel, kind: str, exc: BaseException) -> None:
+    tail = "".join(traceback.format_exception(exc))[-4000:]
+    # The recorder may already be gone (a closed pipe); there is no one else to tell.
+    with contextlib.suppress(WireError):
+        channel.send_json({"op": "error", "kind": kind, "detail": f"{type(exc).__name__}: {exc}"[:2000], "trace": tail})
+
+
+def main(argv: list[str]) -> int:
+    channel = Channel(int(argv[1]), int(argv[2]))
+    init = channel.recv_json()
+    configure_determinism(seed=int(init["seed"]), threads=int(init["threads"]), device=str(init["device"]))
+    sys.dont_write_bytecode = True
+    _warm_lazy_imports()
+    root = str(init.get("submission_root", SUBMISSION_ROOT))
+    guard.install(read_roots=guard.default_read_roots([root]), project_modules=_project_modules(root))
+    try:
+        host = build(init)
+        graph_hash = graph_mod.graph_hash(graph_mod.architecture_graph(host.model))
+        channel.send_json({"op": "ready", **host.counts(), "graph_hash": graph_hash})
+        serve(channel, host)
+    except Exception as exc:  # the miner's code failed; report it as such, never as our own fault
+        kind = "guard_violation" if _caused_by_guard(exc) else "contract" if isinstance(exc, ContractError) else ""
+        _report_error(channel, kind or "miner_exception", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    status = main(sys.argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip atexit handlers: torch's (and any the submission registered) would run under the guard.
+    os._exit(status)

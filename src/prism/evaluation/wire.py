@@ -1,0 +1,192 @@
+"""The only language the recorder and the model process share: length-prefixed raw frames.
+
+Why not pickle: unpickling runs code chosen by the sender, and the sender here is the miner's
+process. A frame is either a small UTF-8 JSON object (control messages) or one tensor as a
+dtype code, a shape and its raw bytes. Every length is checked against a cap before anything is
+allocated, and a tensor's byte count must equal what its dtype and shape imply.
+
+    frame  := kind:u8 length:u64 payload
+    JSON   := utf-8 text of one JSON object (length <= MAX_JSON_BYTES)
+    TENSOR := dtype:u8 ndim:u8 dims:u64*ndim raw-bytes (C order, little-endian)
+
+This module imports torch lazily inside functions so the host can import the codec tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import struct
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+KIND_JSON = 1
+KIND_TENSOR = 2
+MAX_JSON_BYTES = 8 * 1024 * 1024
+MAX_TENSOR_BYTES = 8 * 1024**3
+MAX_NDIM = 8
+_HEADER = struct.Struct("<BQ")
+
+# dtype code <-> (torch dtype name, item size, safetensors name)
+DTYPES: dict[int, tuple[str, int, str]] = {
+    1: ("uint8", 1, "U8"),
+    2: ("int8", 1, "I8"),
+    3: ("int16", 2, "I16"),
+    4: ("int32", 4, "I32"),
+    5: ("int64", 8, "I64"),
+    6: ("float16", 2, "F16"),
+    7: ("bfloat16", 2, "BF16"),
+    8: ("float32", 4, "F32"),
+    9: ("float64", 8, "F64"),
+    10: ("bool", 1, "BOOL"),
+}
+_CODE_BY_NAME = {name: code for code, (name, _, _) in DTYPES.items()}
+
+
+class WireError(Exception):
+    """The peer sent something that is not a valid frame, or went away."""
+
+
+class WireTimeout(WireError):
+    """No complete frame arrived before the deadline."""
+
+
+def tensor_to_bytes(tensor: torch.Tensor) -> bytearray:
+    """Raw C-order bytes of a CPU tensor, without numpy and without a Python-level loop."""
+    import torch
+
+    flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+    buf = bytearray(flat.numel() * flat.element_size())
+    if buf:
+        torch.frombuffer(buf, dtype=torch.uint8).copy_(flat.view(torch.uint8))
+    return buf
+
+
+def tensor_from_bytes(data: bytes | bytearray | memoryview, dtype_name: str, shape: tuple[int, ...]) -> torch.Tensor:
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    if len(data) == 0:
+        return torch.empty(shape, dtype=dtype)
+    return torch.frombuffer(bytearray(data), dtype=dtype).reshape(shape)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    kind: int
+    payload: bytes | bytearray
+
+    def json(self) -> dict[str, Any]:
+        if self.kind != KIND_JSON:
+            raise WireError(f"expected a JSON frame, got kind {self.kind}")
+        try:
+            value = json.loads(bytes(self.payload).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise WireError(f"malformed JSON frame: {exc}") from exc
+        if not isinstance(value, dict):
+            raise WireError("a JSON frame must hold an object")
+        return value
+
+    def tensor(self) -> torch.Tensor:
+        if self.kind != KIND_TENSOR:
+            raise WireError(f"expected a tensor frame, got kind {self.kind}")
+        payload = memoryview(self.payload)
+        if len(payload) < 2:
+            raise WireError("tensor frame too short")
+        code, ndim = payload[0], payload[1]
+        if code not in DTYPES:
+            raise WireError(f"unknown dtype code {code}")
+        if ndim > MAX_NDIM or len(payload) < 2 + 8 * ndim:
+            raise WireError(f"bad tensor rank {ndim}")
+        shape = struct.unpack_from(f"<{ndim}Q", payload, 2)
+        name, size, _ = DTYPES[code]
+        expected = size
+        for dim in shape:
+            expected *= dim
+        body = payload[2 + 8 * ndim :]
+        if len(body) != expected:
+            raise WireError(f"tensor of shape {shape} and dtype {name} needs {expected} bytes, got {len(body)}")
+        return tensor_from_bytes(body, name, tuple(shape))
+
+
+class Channel:
+    """One duplex link over two pipe file descriptors."""
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+
+    # -- sending --------------------------------------------------------------------------------
+    def _write_all(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self.write_fd, view)
+            except BrokenPipeError as exc:
+                raise WireError("peer closed the channel") from exc
+            view = view[written:]
+
+    def send_json(self, message: dict[str, Any]) -> None:
+        body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        if len(body) > MAX_JSON_BYTES:
+            raise WireError(f"JSON frame of {len(body)} bytes exceeds {MAX_JSON_BYTES}")
+        self._write_all(_HEADER.pack(KIND_JSON, len(body)) + body)
+
+    def send_tensor(self, tensor: torch.Tensor) -> None:
+        name = str(tensor.dtype).removeprefix("torch.")
+        if name not in _CODE_BY_NAME:
+            raise WireError(f"dtype {tensor.dtype} cannot cross the wire")
+        shape = tuple(int(d) for d in tensor.shape)
+        if len(shape) > MAX_NDIM:
+            raise WireError(f"tensor rank {len(shape)} exceeds {MAX_NDIM}")
+        body = tensor_to_bytes(tensor)
+        head = struct.pack(f"<BB{len(shape)}Q", _CODE_BY_NAME[name], len(shape), *shape)
+        self._write_all(_HEADER.pack(KIND_TENSOR, len(head) + len(body)) + head)
+        self._write_all(body)
+
+    # -- receiving ------------------------------------------------------------------------------
+    def _read_exact(self, count: int, deadline: float | None) -> bytearray:
+        buf = bytearray(count)
+        view = memoryview(buf)
+        got = 0
+        while got < count:
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise WireTimeout("timed out waiting for the peer")
+                ready, _, _ = select.select([self.read_fd], [], [], remaining)
+                if not ready:
+                    raise WireTimeout("timed out waiting for the peer")
+            n = os.readv(self.read_fd, [view[got:]])
+            if n == 0:
+                raise WireError("peer closed the channel")
+            got += n
+        return buf
+
+    def recv(self, timeout: float | None = None) -> Frame:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        kind, length = _HEADER.unpack(self._read_exact(_HEADER.size, deadline))
+        if kind == KIND_JSON and length > MAX_JSON_BYTES:
+            raise WireError(f"JSON frame of {length} bytes exceeds {MAX_JSON_BYTES}")
+        if kind == KIND_TENSOR and length > MAX_TENSOR_BYTES:
+            raise WireError(f"tensor frame of {length} bytes exceeds {MAX_TENSOR_BYTES}")
+        if kind not in (KIND_JSON, KIND_TENSOR):
+            raise WireError(f"unknown frame kind {kind}")
+        return Frame(kind, self._read_exact(length, deadline))
+
+    def recv_json(self, timeout: float | None = None) -> dict[str, Any]:
+        return self.recv(timeout).json()
+
+    def recv_tensor(self, timeout: float | None = None) -> torch.Tensor:
+        return self.recv(timeout).tensor()
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
