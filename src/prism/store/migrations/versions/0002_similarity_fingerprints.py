@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-24 22:50:16.473371
+Create Date: 2026-11-24 22:55:44.764653
 """
 
 from __future__ import annotations

@@ -1,0 +1,405 @@
+"""The duplicate decision: reject, attach, quarantine or allow, with the scores and evidence.
+
+Pure functions over fingerprints the store has already found; no database, no I/O. The line
+between a variant and a copy is drawn by what is new and functional, not by how much text moved:
+
+- the same code as an earlier submission (comments, docstrings and formatting aside) is an exact
+  duplicate: reject;
+- the same normalized program (names, order, literals, dead code aside) is a copy: quarantine when
+  another hotkey wrote it (the operator decides), allow when it is the hotkey's own;
+- architecture code reused with training code (`configure_optimizer`, `train_step`) of one's own
+  is a variant: allowed at the source check and attached to the family at the graph check;
+- architecture reused with nothing new and functional is a copy: quarantine when another hotkey
+  wrote the original, allow when it is the same hotkey's own earlier work.
+
+Prior art (which earlier submissions count) is decided by the store: see `PRIOR_ART_STATUSES`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from prism.evidence import Evidence, evidence_from_json, evidence_to_json
+from prism.review.similarity import SourceFingerprint, containment
+from prism.review.similarity_graph import (
+    GraphAdapter,
+    GraphFingerprint,
+    graph_fingerprint,
+    graph_similarity,
+    prism_graph_adapter,
+)
+from prism.runtime_config import SimilarityPolicy
+
+Outcome = Literal["reject", "attach", "quarantine", "allow"]
+Relation = Literal["exact", "copy", "variant", "partial", "unrelated"]
+Stage = Literal["source", "graph"]
+
+# Earlier submissions in these states are prior art. Failed and rejected ones are nobody's prior
+# art (a miner resubmitting after an infrastructure failure is not a duplicate of itself).
+PRIOR_ART_STATUSES = ("pending", "running", "held", "quarantined", "completed")
+# A prior whose own standing is unresolved: matching it is suspicious, never a final rejection.
+UNSETTLED_STATUSES = frozenset({"quarantined"})
+MAX_MATCHED_REGIONS = 5
+_SEVERITY: Mapping[Outcome, int] = {"reject": 3, "quarantine": 2, "attach": 1, "allow": 0}
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An earlier submission found by the store's band index, with its stored fingerprint."""
+
+    submission_id: str
+    hotkey: str
+    status: str
+    created_at: datetime
+    band_hits: int
+    fingerprint: SourceFingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class GraphPrior:
+    """An earlier submission's architecture graph (same hash or structurally close)."""
+
+    submission_id: str
+    hotkey: str
+    status: str
+    created_at: datetime
+    graph: GraphFingerprint
+    source: SourceFingerprint | None
+    family_owner_hotkey: str | None = None  # the `architectures` row for this hash, if any
+    family_owner_submission_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegionMatch:
+    new_path: str
+    new_name: str
+    new_line: int
+    new_end_line: int
+    prior_path: str
+    prior_name: str
+    prior_line: int
+    prior_end_line: int
+    shared: int
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateScore:
+    submission_id: str
+    hotkey: str
+    status: str
+    relation: Relation
+    shared: int
+    new_in_prior: float  # share of the new submission's fingerprints found in the prior one
+    prior_in_new: float  # share of the prior's fingerprints found in the new one (padded copies)
+    architecture_similarity: float
+    training_is_new: bool
+    identical_normalized: bool
+    graph_similarity: float | None
+    matched_regions: tuple[RegionMatch, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateReport:
+    stage: Stage
+    outcome: Outcome
+    reason_code: str
+    explanation: str
+    candidates: tuple[CandidateScore, ...]
+    evidence: tuple[Evidence, ...]
+    matched_submission_id: str | None = None
+    attach_to: str | None = None  # the family's graph hash when the outcome is attach
+    family_owner_hotkey: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["evidence"] = evidence_to_json(self.evidence)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DuplicateReport:
+        candidates = tuple(
+            CandidateScore(
+                **{
+                    **c,
+                    "matched_regions": tuple(RegionMatch(**m) for m in c["matched_regions"]),
+                }
+            )
+            for c in data["candidates"]
+        )
+        return cls(
+            stage=data["stage"],
+            outcome=data["outcome"],
+            reason_code=str(data["reason_code"]),
+            explanation=str(data["explanation"]),
+            candidates=candidates,
+            evidence=evidence_from_json(data["evidence"]),
+            matched_submission_id=data.get("matched_submission_id"),
+            attach_to=data.get("attach_to"),
+            family_owner_hotkey=data.get("family_owner_hotkey"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Comparison:
+    relation: Relation
+    shared: int
+    new_in_prior: float
+    prior_in_new: float
+    architecture_similarity: float
+    training_is_new: bool
+
+
+def compare_sources(new: SourceFingerprint, prior: SourceFingerprint, policy: SimilarityPolicy) -> _Comparison:
+    """Containment both ways, and whether the new code brings functional training code."""
+    a, b = new.hash_set(), prior.hash_set()
+    shared = len(a & b)
+    new_in_prior, prior_in_new = containment(a, b), containment(b, a)
+    arch_a, arch_b = new.hash_set(["architecture"]), prior.hash_set(["architecture"])
+    arch_similarity = max(containment(arch_a, arch_b), containment(arch_b, arch_a))
+    if new.architecture_sha256 == prior.architecture_sha256:
+        arch_similarity = 1.0
+    arch_reused = arch_similarity >= policy.architecture_threshold and (
+        len(arch_a & arch_b) >= policy.min_shared_fingerprints // 2 or arch_similarity == 1.0
+    )
+    train_a, train_b = new.hash_set(["training"]), prior.hash_set(["training"])
+    training_is_new = (
+        new.training_sha256 != prior.training_sha256
+        and containment(train_a, train_b) < policy.variant_training_max
+        and len(train_a - b) >= policy.min_new_training_fingerprints
+    )
+    near = max(new_in_prior, prior_in_new) >= policy.quarantine_threshold and shared >= policy.min_shared_fingerprints
+    relation: Relation
+    if new.source_sha256 == prior.source_sha256:
+        relation = "exact"
+    elif new.normalized_sha256 == prior.normalized_sha256:
+        relation = "copy"  # only names, order, comments, strings or dead code differ
+    elif arch_reused and training_is_new:
+        relation = "variant"
+    elif arch_reused and (near or arch_similarity == 1.0):
+        relation = "copy"
+    elif near:
+        relation = "partial"
+    else:
+        relation = "unrelated"
+    return _Comparison(relation, shared, new_in_prior, prior_in_new, arch_similarity, training_is_new)
+
+
+def _matched_regions(new: SourceFingerprint, prior: SourceFingerprint) -> tuple[RegionMatch, ...]:
+    pairs: Counter[tuple[int, int]] = Counter()
+    prior_index = {h: i for i, h in enumerate(prior.hashes)}
+    for value, region in zip(new.hashes, new.hash_regions, strict=True):
+        j = prior_index.get(value)
+        if j is not None:
+            pairs[(region, prior.hash_regions[j])] += 1
+    out = []
+    for (i, j), count in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_MATCHED_REGIONS]:
+        n, p = new.regions[i], prior.regions[j]
+        out.append(RegionMatch(n.path, n.name, n.line, n.end_line, p.path, p.name, p.line, p.end_line, count))
+    return tuple(out)
+
+
+def _score(
+    new: SourceFingerprint,
+    prior: SourceFingerprint,
+    *,
+    submission_id: str,
+    hotkey: str,
+    status: str,
+    policy: SimilarityPolicy,
+    graph_sim: float | None = None,
+) -> CandidateScore:
+    c = compare_sources(new, prior, policy)
+    regions = _matched_regions(new, prior) if c.relation != "unrelated" else ()
+    return CandidateScore(
+        submission_id=submission_id,
+        hotkey=hotkey,
+        status=status,
+        relation=c.relation,
+        shared=c.shared,
+        new_in_prior=round(c.new_in_prior, 4),
+        prior_in_new=round(c.prior_in_new, 4),
+        architecture_similarity=round(c.architecture_similarity, 4),
+        training_is_new=c.training_is_new,
+        identical_normalized=new.normalized_sha256 == prior.normalized_sha256,
+        graph_similarity=None if graph_sim is None else round(graph_sim, 4),
+        matched_regions=regions,
+    )
+
+
+def _evidence(
+    rule_id: str, new: SourceFingerprint, score: CandidateScore | None, explanation: str
+) -> tuple[Evidence, ...]:
+    if score is not None and score.matched_regions:
+        by_name = {(r.path, r.name): r for r in new.regions}
+        out = []
+        for m in score.matched_regions:
+            region = by_name.get((m.new_path, m.new_name))
+            out.append(
+                Evidence(
+                    rule_id=rule_id,
+                    path=m.new_path,
+                    line=m.new_line,
+                    explanation=(
+                        f"{explanation}: {m.new_name} (lines {m.new_line}-{m.new_end_line}) matches "
+                        f"{m.prior_name} in {m.prior_path}:{m.prior_line}-{m.prior_end_line} of submission "
+                        f"{score.submission_id} ({m.shared} shared fingerprints)"
+                    ),
+                    snippet_sha256=region.snippet_sha256 if region else "",
+                )
+            )
+        return tuple(out)
+    first = new.regions[0] if new.regions else None
+    return (
+        Evidence(
+            rule_id=rule_id,
+            path=first.path if first else "",
+            line=first.line if first else 0,
+            explanation=explanation,
+            snippet_sha256=first.snippet_sha256 if first else "",
+        ),
+    )
+
+
+def decide_source(
+    new: SourceFingerprint, *, hotkey: str, candidates: Sequence[Candidate], policy: SimilarityPolicy
+) -> DuplicateReport:
+    """The source check, run before the LLM review; `candidates` come from `find_candidates`."""
+    ordered = sorted(candidates, key=lambda c: (c.created_at, c.submission_id))
+    scores = [
+        _score(new, c.fingerprint, submission_id=c.submission_id, hotkey=c.hotkey, status=c.status, policy=policy)
+        for c in ordered
+    ]
+    verdict: tuple[Outcome, str, str, CandidateScore | None] = ("allow", "similarity.none", "no similar prior", None)
+    for score in scores:  # earliest first, so ties go to the first discoverer
+        own = score.hotkey == hotkey
+        if score.relation == "exact" and score.status in UNSETTLED_STATUSES:
+            option: tuple[Outcome, str, str] = (
+                "quarantine",
+                "duplicate.exact_source_unsettled",
+                "the normalized source is identical to a submission whose own review is unresolved",
+            )
+        elif score.relation == "exact":
+            option = (
+                "reject",
+                "duplicate.exact_source",
+                "the normalized source is identical to an earlier submission"
+                + (" of this hotkey that did not fail" if own else " of another hotkey"),
+            )
+        elif score.relation == "copy" and not own and score.identical_normalized:
+            option = (
+                "quarantine",
+                "duplicate.normalized_source",
+                "the code is identical to another hotkey's earlier submission once names, order, comments, "
+                "literals and dead code are normalized",
+            )
+        elif score.relation == "copy" and not own:
+            option = (
+                "quarantine",
+                "duplicate.near_source",
+                "the code is a near-copy of another hotkey's earlier submission with nothing new and functional",
+            )
+        elif score.relation == "copy":
+            option = ("allow", "similarity.own_work", "a near-copy of this hotkey's own earlier submission")
+        elif score.relation == "variant":
+            option = ("allow", "similarity.variant", "reuses an earlier architecture with new training code")
+        else:
+            continue
+        current = verdict[3]
+        if _SEVERITY[option[0]] > _SEVERITY[verdict[0]] or current is None:
+            verdict = (*option, score)
+    outcome, reason, explanation, matched = verdict
+    scores.sort(key=lambda s: -max(s.new_in_prior, s.prior_in_new))
+    evidence = _evidence(reason, new, matched, explanation) if outcome in ("reject", "quarantine") else ()
+    return DuplicateReport(
+        stage="source",
+        outcome=outcome,
+        reason_code=reason,
+        explanation=explanation,
+        candidates=tuple(scores),
+        evidence=evidence,
+        matched_submission_id=matched.submission_id if matched else None,
+    )
+
+
+def decide_graph(
+    graph_hash: str,
+    graph: Mapping[str, Any],
+    *,
+    hotkey: str,
+    source: SourceFingerprint,
+    priors: Sequence[GraphPrior],
+    policy: SimilarityPolicy,
+    adapter: GraphAdapter = prism_graph_adapter,
+) -> DuplicateReport:
+    """The graph check, run after `inspect`; `priors` come from `find_graph_priors`."""
+    mine = graph_fingerprint(graph_hash, graph, adapter=adapter)
+    ordered = sorted(priors, key=lambda p: (p.created_at, p.submission_id))
+    scored: list[tuple[GraphPrior, CandidateScore]] = []
+    for p in ordered:
+        sim = 1.0 if p.graph.graph_hash == graph_hash else graph_similarity(mine, p.graph)
+        if p.source is not None:
+            score = _score(
+                source, p.source, submission_id=p.submission_id, hotkey=p.hotkey, status=p.status,
+                policy=policy, graph_sim=sim,
+            )  # fmt: skip
+        else:
+            score = CandidateScore(
+                p.submission_id, p.hotkey, p.status, "unrelated", 0, 0.0, 0.0, 0.0, False, False, sim, ()
+            )
+        scored.append((p, score))
+    report = _graph_verdict(graph_hash, hotkey, source, scored, policy)
+    return report
+
+
+def _graph_verdict(
+    graph_hash: str,
+    hotkey: str,
+    source: SourceFingerprint,
+    scored: Sequence[tuple[GraphPrior, CandidateScore]],
+    policy: SimilarityPolicy,
+) -> DuplicateReport:
+    scores = tuple(s for _, s in scored)
+    same = [(p, s) for p, s in scored if p.graph.graph_hash == graph_hash]
+    if same:
+        owner = next((p for p, _ in same if p.family_owner_hotkey), same[0][0])
+        owner_hotkey = owner.family_owner_hotkey or owner.hotkey
+        copies = [s for p, s in same if p.hotkey != hotkey and s.relation in ("exact", "copy")]
+        if copies:
+            explanation = "same architecture graph as another hotkey's submission and only cosmetic source changes"
+            return DuplicateReport(
+                "graph", "quarantine", "duplicate.graph_cosmetic_copy", explanation, scores,
+                _evidence("duplicate.graph_cosmetic_copy", source, copies[0], explanation),
+                matched_submission_id=copies[0].submission_id, family_owner_hotkey=owner_hotkey,
+            )  # fmt: skip
+        own = owner_hotkey == hotkey
+        reason = "duplicate.graph_own_family" if own else "duplicate.graph_variant"
+        explanation = f"same architecture graph as the family owned by {owner_hotkey}; source changed: attached"
+        return DuplicateReport(
+            "graph", "attach", reason, explanation, scores,
+            _evidence(reason, source, None, explanation),
+            matched_submission_id=owner.family_owner_submission_id or owner.submission_id,
+            attach_to=graph_hash, family_owner_hotkey=owner_hotkey,
+        )  # fmt: skip
+    close = [(p, s) for p, s in scored if (s.graph_similarity or 0.0) >= policy.graph_quarantine_threshold]
+    others = [(p, s) for p, s in close if p.hotkey != hotkey]
+    if others:
+        p, s = max(others, key=lambda ps: (ps[1].graph_similarity or 0.0, -ps[0].created_at.timestamp()))
+        explanation = (
+            f"architecture graph differs in hash but is structurally near-identical "
+            f"(similarity {s.graph_similarity}) to another hotkey's submission {p.submission_id}"
+        )
+        return DuplicateReport(
+            "graph", "quarantine", "duplicate.graph_ambiguous", explanation, scores,
+            _evidence("duplicate.graph_ambiguous", source, s if s.matched_regions else None, explanation),
+            matched_submission_id=p.submission_id, family_owner_hotkey=p.family_owner_hotkey or p.hotkey,
+        )  # fmt: skip
+    if close:
+        return DuplicateReport(
+            "graph", "allow", "similarity.own_graph_variant",
+            "structurally close to this hotkey's own earlier architecture", scores, (),
+        )  # fmt: skip
+    return DuplicateReport("graph", "allow", "similarity.none", "no matching architecture graph", scores, ())
