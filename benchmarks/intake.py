@@ -24,12 +24,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prism.config import Settings  # noqa: E402
-from tests.live_server import live_server  # noqa: E402
+from tests.live_server import live_server
+
+from prism.config import Settings
 
 TOKEN = "benchmark-token"
 HOTKEY = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
-MODEL = (Path(__file__).resolve().parents[1] / "examples" / "tiny_transformer" / "model.py")
+MODEL = Path(__file__).resolve().parents[1] / "examples" / "tiny_transformer" / "model.py"
 
 
 def _archive(index: int) -> bytes:
@@ -73,8 +74,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["PRISM_SHARED_TOKEN"] = TOKEN
         settings = Settings(data_dir=Path(tmp), database_url=args.database_url or f"sqlite:///{tmp}/bench.db")
-        headers = {"Authorization": f"Bearer {TOKEN}", "X-Base-Verified-Hotkey": HOTKEY,
-                   "X-Submission-Filename": "project.zip"}
+        headers = {
+            "Authorization": f"Bearer {TOKEN}",
+            "X-Base-Verified-Hotkey": HOTKEY,
+            "X-Submission-Filename": "project.zip",
+        }
 
         def submit(http: httpx.Client, i: int) -> None:
             response = http.post("/internal/v1/bridge/submissions", headers=headers, content=archives[i])

@@ -25,7 +25,7 @@ def _postgres_available() -> bool:
             conn.execute(text("SELECT 1"))
         probe.dispose()
         return True
-    except Exception:  # noqa: BLE001 - any failure means "not reachable" here
+    except Exception:
         return False
 
 

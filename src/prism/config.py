@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from prism.errors import ConfigError
@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     public_submissions_enabled: bool = False
     signature_ttl_seconds: int = Field(300, ge=1)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
     # Scores, the leaderboard and weights are grouped into epochs of this length (a subnet tempo).
     epoch_seconds: int = Field(4320, ge=60)
 
@@ -154,4 +155,11 @@ class Settings(BaseSettings):
 
 
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; an invalid value is a `ConfigError` naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"PRISM_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc

@@ -14,7 +14,7 @@ from prism.api.app import create_app
 from prism.config import Settings
 from prism.store.db import make_engine
 from prism.store.migrate import upgrade
-from tests.api.conftest import MODEL, make_zip
+from tests.api.conftest import MODEL
 from tests.conftest import TOKEN
 
 HOTKEY = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
@@ -28,8 +28,12 @@ INTERNAL_ROUTES = [
 
 def _headers(token: str | None = TOKEN, *, generation: str = "base", **extra: str) -> dict[str, str]:
     prefix = "X-Base" if generation == "base" else "X-Platform"
-    headers = {f"{prefix}-Verified-Hotkey": HOTKEY, f"{prefix}-Challenge-Slug": "prism",
-               "X-Submission-Filename": "project.zip", "Content-Type": "application/zip"}
+    headers = {
+        f"{prefix}-Verified-Hotkey": HOTKEY,
+        f"{prefix}-Challenge-Slug": "prism",
+        "X-Submission-Filename": "project.zip",
+        "Content-Type": "application/zip",
+    }
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     headers.update(extra)
@@ -62,7 +66,12 @@ def test_internal_routes_accept_the_right_token(client: TestClient, model_zip: b
 def test_internal_routes_fail_closed_without_a_configured_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str, route: str, token: str | None
 ) -> None:
-    for name in ("PRISM_SHARED_TOKEN", "CHALLENGE_SHARED_TOKEN", "PRISM_SHARED_TOKEN_FILE", "CHALLENGE_SHARED_TOKEN_FILE"):
+    for name in (
+        "PRISM_SHARED_TOKEN",
+        "CHALLENGE_SHARED_TOKEN",
+        "PRISM_SHARED_TOKEN_FILE",
+        "CHALLENGE_SHARED_TOKEN_FILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings = Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'p.db'}")
     engine = make_engine(settings.resolved_database_url)
@@ -146,19 +155,25 @@ def test_oversized_streamed_body_without_length(client: TestClient, settings: Se
     [
         ({"Content-Type": "application/json"}, b"{not json", 400, "invalid_json"),
         ({"Content-Type": "application/json"}, b"[1, 2]", 422, "invalid_request"),
-        ({"Content-Type": "application/json"}, json.dumps({"filename": "p.zip", "code": "!!!"}).encode(), 400,
-         "invalid_base64"),
-        ({"Content-Type": "application/json"}, json.dumps({"filename": "../p.zip", "code": "UEs="}).encode(), 400,
-         "invalid_filename"),
+        (
+            {"Content-Type": "application/json"},
+            json.dumps({"filename": "p.zip", "code": "!!!"}).encode(),
+            400,
+            "invalid_base64",
+        ),
+        (
+            {"Content-Type": "application/json"},
+            json.dumps({"filename": "../p.zip", "code": "UEs="}).encode(),
+            400,
+            "invalid_filename",
+        ),
         ({"Content-Type": "application/json"}, json.dumps({"filename": "p.zip"}).encode(), 422, "invalid_request"),
         ({"X-Submission-Filename": "evil.exe"}, b"MZ", 400, "invalid_filename"),
         ({"X-Submission-Filename": "a/b.zip"}, b"PK", 400, "invalid_filename"),
         ({"X-Base-Verified-Hotkey": "not-a-hotkey"}, b"PK", 400, "invalid_hotkey"),
     ],
 )
-def test_malformed_bodies(
-    client: TestClient, headers: dict[str, str], content: bytes, status: int, code: str
-) -> None:
+def test_malformed_bodies(client: TestClient, headers: dict[str, str], content: bytes, status: int, code: str) -> None:
     response = client.post(BRIDGE, headers=_headers(**headers), content=content)
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code

@@ -36,8 +36,11 @@ def test_concurrent_bridge_submissions_are_stored_once(
         with httpx.Client(timeout=60) as http:
             for i in range(PER_CLIENT):
                 body = MODEL + f"\nSUBMISSION = {client_index * PER_CLIENT + i}\n"
-                headers = {"Authorization": f"Bearer {TOKEN}", "X-Base-Verified-Hotkey": HOTKEYS[client_index % 2],
-                           "X-Submission-Filename": "model.py"}
+                headers = {
+                    "Authorization": f"Bearer {TOKEN}",
+                    "X-Base-Verified-Hotkey": HOTKEYS[client_index % 2],
+                    "X-Submission-Filename": "model.py",
+                }
                 response = http.post(f"{url}/internal/v1/bridge/submissions", headers=headers, content=body)
                 assert response.status_code == 201, response.text
                 ids.append(response.json()["id"])

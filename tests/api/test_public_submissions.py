@@ -32,15 +32,28 @@ class Miner:
         self.keypair = sr25519.pair_from_seed(os.urandom(32))
         self.hotkey = ss58_encode(self.keypair[0])
 
-    def headers(self, body: bytes, *, nonce: str, timestamp: float | None = None, slug: str = "prism",
-                wrap: bool = False, signer: Miner | None = None) -> dict[str, str]:
+    def headers(
+        self,
+        body: bytes,
+        *,
+        nonce: str,
+        timestamp: float | None = None,
+        slug: str = "prism",
+        wrap: bool = False,
+        signer: Miner | None = None,
+    ) -> dict[str, str]:
         stamp = str(int(timestamp if timestamp is not None else time.time()))
         message = canonical_message(challenge_slug=slug, hotkey=self.hotkey, nonce=nonce, timestamp=stamp, body=body)
         if wrap:
             message = b"<Bytes>" + message + b"</Bytes>"
         signature = sr25519.sign((signer or self).keypair, message)
-        return {"X-Hotkey": self.hotkey, "X-Signature": "0x" + signature.hex(), "X-Nonce": nonce,
-                "X-Timestamp": stamp, "X-Submission-Filename": "project.zip"}
+        return {
+            "X-Hotkey": self.hotkey,
+            "X-Signature": "0x" + signature.hex(),
+            "X-Nonce": nonce,
+            "X-Timestamp": stamp,
+            "X-Submission-Filename": "project.zip",
+        }
 
 
 def test_disabled_by_default(client: TestClient, model_zip: bytes) -> None:
@@ -51,8 +64,9 @@ def test_disabled_by_default(client: TestClient, model_zip: bytes) -> None:
 @pytest.mark.parametrize("wrap", [False, True])
 def test_valid_signature(public_client: TestClient, model_zip: bytes, wrap: bool) -> None:
     miner = Miner()
-    response = public_client.post("/v1/submissions", headers=miner.headers(model_zip, nonce="n-1", wrap=wrap),
-                                  content=model_zip)
+    response = public_client.post(
+        "/v1/submissions", headers=miner.headers(model_zip, nonce="n-1", wrap=wrap), content=model_zip
+    )
     assert response.status_code == 201, response.text
     assert public_client.get(f"/v1/submissions/{response.json()['id']}").json()["hotkey"] == miner.hotkey
 
@@ -66,8 +80,9 @@ def test_wrong_key(public_client: TestClient, model_zip: bytes) -> None:
 def test_signature_binds_the_body_and_slug(public_client: TestClient, model_zip: bytes) -> None:
     miner = Miner()
     moved = public_client.post("/v1/submissions", headers=miner.headers(model_zip, nonce="a"), content=model_zip + b"x")
-    other_slug = public_client.post("/v1/submissions", headers=miner.headers(model_zip, nonce="b", slug="other"),
-                                    content=model_zip)
+    other_slug = public_client.post(
+        "/v1/submissions", headers=miner.headers(model_zip, nonce="b", slug="other"), content=model_zip
+    )
     assert moved.status_code == 401 and other_slug.status_code == 401
 
 

@@ -20,7 +20,10 @@ def _seed(sessions: sessionmaker[Session], count: int) -> list[str]:
     for i in range(count):
         with sessions() as session, session.begin():
             submission, _ = create_submission(
-                session, NewSubmission(HOTKEY, "m.py", f"{i}".encode(), epoch=1), project=None, rejection=None,
+                session,
+                NewSubmission(HOTKEY, "m.py", f"{i}".encode(), epoch=1),
+                project=None,
+                rejection=None,
                 actor="t",
             )
             ids.append(submission.id)

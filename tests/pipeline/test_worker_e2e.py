@@ -37,7 +37,9 @@ def test_score_eligible_run_reaches_leaderboard_ownership_and_weights(
 ) -> None:
     use_runtime_config(worker_sessions, CPU_OFFICIAL)
     good = submit(api, HOTKEYS["alice"], project_zip(example_files()))
-    hostile = submit(api, HOTKEYS["bob"], project_zip({"model.py": "import os\ndef build_model(ctx):\n    os.system('id')\n"}))
+    hostile = submit(
+        api, HOTKEYS["bob"], project_zip({"model.py": "import os\ndef build_model(ctx):\n    os.system('id')\n"})
+    )
     worker = Worker(worker_settings, worker_sessions)
     assert worker.drain() == 2
 
@@ -59,8 +61,11 @@ def test_score_eligible_run_reaches_leaderboard_ownership_and_weights(
 
     rejected = api.get(f"/internal/v1/submissions/{hostile}", headers=AUTH).json()
     assert rejected["status"] == "rejected" and rejected["scores"] is None
-    assert any(item["rule_id"].startswith("import") or "os" in item["explanation"]
-               for stage in rejected["stages"] for item in stage["evidence"])
+    assert any(
+        item["rule_id"].startswith("import") or "os" in item["explanation"]
+        for stage in rejected["stages"]
+        for item in stage["evidence"]
+    )
     assert (_metric(api, "completed"), _metric(api, "rejected")) == (1.0, 1.0)
     for state in ("quarantined", "held", "failed", "pending", "running"):
         assert _metric(api, state) == 0.0

@@ -28,10 +28,19 @@ def test_every_transition_is_audited(sessions: sessionmaker[Session]) -> None:
         submission = session.get(Submission, sid)
         assert submission is not None
         transition(session, submission, S.RUNNING, actor="worker:a")
-        transition(session, submission, S.REJECTED, actor="worker:a", reason_code="static.forbidden_call",
-                   reason="eval", evidence=evidence)
+        transition(
+            session,
+            submission,
+            S.REJECTED,
+            actor="worker:a",
+            reason_code="static.forbidden_call",
+            reason="eval",
+            evidence=evidence,
+        )
     with sessions() as session:
-        events = session.scalars(select(AuditEvent).where(AuditEvent.submission_id == sid).order_by(AuditEvent.id)).all()
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.submission_id == sid).order_by(AuditEvent.id)
+        ).all()
         moves = [(e.from_status, e.to_status) for e in events]
         assert moves == [(None, "pending"), ("pending", "running"), ("running", "rejected")]
         assert events[-1].data["evidence"][0]["rule_id"] == "static.forbidden_call"

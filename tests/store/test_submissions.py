@@ -24,8 +24,11 @@ def test_source_snapshot_and_bytes_are_kept(sessions: sessionmaker[Session]) -> 
     project = Project({"model.py": "def build_model(ctx):\n    pass\n", "util.py": "X = 1\n"})
     with sessions() as session, session.begin():
         submission, created = create_submission(
-            session, NewSubmission(HOTKEY, "p.zip", b"PK-bytes", epoch=7, metadata={"k": "v"}),
-            project=project, rejection=None, actor="platform",
+            session,
+            NewSubmission(HOTKEY, "p.zip", b"PK-bytes", epoch=7, metadata={"k": "v"}),
+            project=project,
+            rejection=None,
+            actor="platform",
         )
         sid = submission.id
     assert created
@@ -53,8 +56,11 @@ def test_rejected_at_intake_keeps_evidence(sessions: sessionmaker[Session]) -> N
     evidence = (Evidence.at("archive.symlink", "link", 0, "symlink entries are refused"),)
     with sessions() as session, session.begin():
         submission, _ = create_submission(
-            session, NewSubmission(HOTKEY, "a.zip", b"zip", epoch=1), project=None,
-            rejection=Rejection("archive.symlink", "symlink", evidence), actor="platform",
+            session,
+            NewSubmission(HOTKEY, "a.zip", b"zip", epoch=1),
+            project=None,
+            rejection=Rejection("archive.symlink", "symlink", evidence),
+            actor="platform",
         )
         sid = submission.id
     with sessions() as session:
@@ -70,8 +76,11 @@ def test_counts_and_queue_position(sessions: sessionmaker[Session]) -> None:
     for i in range(3):
         with sessions() as session, session.begin():
             submission, _ = create_submission(
-                session, NewSubmission(HOTKEY, "m.py", f"{i}".encode(), epoch=1), project=None,
-                rejection=None, actor="t",
+                session,
+                NewSubmission(HOTKEY, "m.py", f"{i}".encode(), epoch=1),
+                project=None,
+                rejection=None,
+                actor="t",
             )
             rows.append(submission.id)
     with sessions() as session:

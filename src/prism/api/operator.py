@@ -49,7 +49,10 @@ def resolve_item(
     """Release (the submission continues after the stage that stopped it) or reject; audited."""
     try:
         submission = resolve(
-            session, submission_id, action=resolution.action, reason=resolution.reason,
+            session,
+            submission_id,
+            action=resolution.action,
+            reason=resolution.reason,
             actor=f"operator:{resolution.operator}",
         )
     except NotResolvable as exc:

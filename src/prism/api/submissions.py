@@ -50,8 +50,16 @@ def _check_hotkey(hotkey: str | None) -> str:
     return hotkey
 
 
-def _created(session: Session, request: Request, body: SubmissionBody, *, hotkey: str, origin: str,
-             actor: str, extra: dict[str, Any]) -> JSONResponse:
+def _created(
+    session: Session,
+    request: Request,
+    body: SubmissionBody,
+    *,
+    hotkey: str,
+    origin: str,
+    actor: str,
+    extra: dict[str, Any],
+) -> JSONResponse:
     state = app_state(request)
     submission, created = accept_submission(
         session,

@@ -31,8 +31,11 @@ class PrismClient:
         return body
 
     def submit(self, data: bytes, filename: str, hotkey: str) -> dict[str, Any]:
-        headers = {"X-Base-Verified-Hotkey": hotkey, "X-Submission-Filename": filename,
-                   "Content-Type": "application/octet-stream"}
+        headers = {
+            "X-Base-Verified-Hotkey": hotkey,
+            "X-Submission-Filename": filename,
+            "Content-Type": "application/octet-stream",
+        }
         return self._json(self.http.post("/internal/v1/bridge/submissions", headers=headers, content=data))
 
     def public(self, submission_id: str) -> dict[str, Any]:
@@ -41,8 +44,14 @@ class PrismClient:
     def full(self, submission_id: str) -> dict[str, Any]:
         return self._json(self.http.get(f"/internal/v1/submissions/{submission_id}"))
 
-    def wait(self, submission_id: str, *, on_change: Callable[[dict[str, Any]], None],
-             timeout: float = 3600, poll: float = 1.0) -> dict[str, Any]:
+    def wait(
+        self,
+        submission_id: str,
+        *,
+        on_change: Callable[[dict[str, Any]], None],
+        timeout: float = 3600,
+        poll: float = 1.0,
+    ) -> dict[str, Any]:
         last: tuple[str, str | None] | None = None
         deadline = time.monotonic() + timeout
         while True:
@@ -78,10 +87,14 @@ def print_journey(view: dict[str, Any]) -> None:
     for stage in view.get("stages", []):
         typer.echo(f"  {stage['stage']:<18} {stage['outcome']:<11} {stage.get('detail') or ''}")
         for item in stage.get("evidence", []):
-            typer.echo(f"      ! [{item['rule_id']}] {item['path']}:{item['line']}  {item['explanation']}"
-                       f"  (snippet sha256 {item['snippet_sha256'][:12] or '-'})")
+            typer.echo(
+                f"      ! [{item['rule_id']}] {item['path']}:{item['line']}  {item['explanation']}"
+                f"  (snippet sha256 {item['snippet_sha256'][:12] or '-'})"
+            )
     scores = view.get("scores")
     if scores:
-        typer.echo(f"scores     final {scores['final_score']:.4f}  bits/byte {scores['bits_per_byte']:.4f}  "
-                   f"held-out {scores['heldout_bits_per_byte']:.4f}  mode {scores['mode']}  "
-                   f"score-eligible {scores['score_eligible']}")
+        typer.echo(
+            f"scores     final {scores['final_score']:.4f}  bits/byte {scores['bits_per_byte']:.4f}  "
+            f"held-out {scores['heldout_bits_per_byte']:.4f}  mode {scores['mode']}  "
+            f"score-eligible {scores['score_eligible']}"
+        )

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 import yaml
+from sqlalchemy.orm import Session, sessionmaker
 
 from prism.cli import app
 from prism.cli.client import PrismClient, print_journey, zip_project
@@ -26,7 +27,7 @@ app.add_typer(queue_app, name="review-queue")
 app.add_typer(config_app, name="runtime-config")
 
 
-def _sessions():  # type: ignore[no-untyped-def]
+def _sessions() -> sessionmaker[Session]:
     engine = make_engine(get_settings().resolved_database_url)
     upgrade(engine)
     return make_session_factory(engine)
@@ -81,9 +82,17 @@ def submit(
         return
     if not as_json:
         typer.echo(f"submitted {answer['id']}; waiting")
-    client.wait(answer["id"], on_change=lambda v: None if as_json else typer.echo(
-        f"  {v['status']:<11} {v.get('stage') or ''}"
-        + (f"  (queue position {v['queue_position']})" if v.get("queue_position") else "")))
+    client.wait(
+        answer["id"],
+        on_change=lambda v: (
+            None
+            if as_json
+            else typer.echo(
+                f"  {v['status']:<11} {v.get('stage') or ''}"
+                + (f"  (queue position {v['queue_position']})" if v.get("queue_position") else "")
+            )
+        ),
+    )
     view = client.full(answer["id"])
     if not _emit(view, as_json):
         print_journey(view)
@@ -116,8 +125,13 @@ def queue_resolve(
         raise typer.BadParameter("choose exactly one of --release or --reject")
     with _sessions()() as session:
         try:
-            submission = resolve(session, submission_id, action="release" if release else "reject", reason=reason,
-                                 actor=f"operator:{operator}")
+            submission = resolve(
+                session,
+                submission_id,
+                action="release" if release else "reject",
+                reason=reason,
+                actor=f"operator:{operator}",
+            )
         except NotResolvable as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from exc

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 import typer
 
 from prism.cli import app
 from prism.config import get_settings
+from prism.logs import configure_logging
 from prism.store.db import make_engine
 from prism.store.migrate import upgrade
 
@@ -15,15 +14,11 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-
-
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head", help="Alembic revision to upgrade to.")) -> None:
     """Create or migrate the database named by PRISM_DATABASE_URL (SQLite under PRISM_DATA_DIR by default)."""
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine, revision)
     typer.echo(f"database at {engine.url.render_as_string(hide_password=True)} is at {revision}")
@@ -40,7 +35,7 @@ def serve(
     from prism.api.app import create_app
 
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     uvicorn.run(create_app(settings, engine=engine), host=host, port=port, log_level=settings.log_level.lower())

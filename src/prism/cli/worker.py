@@ -11,8 +11,8 @@ from pathlib import Path
 import typer
 
 from prism.cli import app
-from prism.cli.server import configure_logging
 from prism.config import Settings, get_settings
+from prism.logs import configure_logging
 from prism.pipeline.worker import Worker
 from prism.store.db import make_engine, make_session_factory
 from prism.store.migrate import upgrade
@@ -41,7 +41,7 @@ def worker_command(
 ) -> None:
     """Claim submissions and take each from review to score (runs until stopped)."""
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     worker = _worker(settings)
     if once:
         processed = worker.run_once()
@@ -64,8 +64,9 @@ def _start_background(settings: Settings, host: str, port: int) -> tuple[threadi
 
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine=engine), host=host, port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, engine=engine), host=host, port=port, log_level="warning")
+    )
     threading.Thread(target=server.run, name="api", daemon=True).start()
     stop = threading.Event()
     worker_thread = threading.Thread(target=_loop, args=(_worker(settings), stop), name="worker", daemon=True)
@@ -87,7 +88,7 @@ def up(
     from prism.api.app import create_app
 
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     stop = threading.Event()
@@ -115,7 +116,7 @@ def demo(
     from prism.cli.client import PrismClient, print_journey, zip_project
 
     settings = get_settings()
-    configure_logging("WARNING")
+    configure_logging("WARNING", settings.log_format)
     token = settings.shared_token
     if not token:
         raise typer.BadParameter("set PRISM_SHARED_TOKEN_FILE (or PRISM_SHARED_TOKEN) first", param_hint="token")
@@ -125,7 +126,9 @@ def demo(
     data, filename = zip_project(project)
     answer = client.submit(data, filename, hotkey)
     typer.echo(f"submitted {filename} as {answer['id']} ({answer['status']})")
-    final = client.wait(answer["id"], on_change=lambda view: typer.echo(f"  {view['status']:<11} {view['stage'] or ''}"))
+    final = client.wait(
+        answer["id"], on_change=lambda view: typer.echo(f"  {view['status']:<11} {view['stage'] or ''}")
+    )
     print_journey(client.full(answer["id"]))
     stop.set()
     worker_thread.join(timeout=5)

@@ -57,6 +57,8 @@ class StepContext:
     sandbox_factory: Callable[[], Sandbox]
     # Stored records of the stages already finished (stage -> record), for later steps to read.
     records: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Their outcomes: "passed", or "released" where an operator let a quarantine continue.
+    outcomes: dict[str, str] = field(default_factory=dict)
     _sandbox: Sandbox | None = None
 
     @property

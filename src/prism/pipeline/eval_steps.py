@@ -127,11 +127,23 @@ def graph_duplicates_step(ctx: StepContext) -> StepOutcome:
     record = report.to_json()
     if report.outcome == "reject":
         return StepOutcome("rejected", report.reason_code, report.explanation, record, report.evidence)
+    if report.outcome == "quarantine" and ctx.outcomes.get("source_duplicates") == "released":
+        # An operator already judged this source not a copy: the same suspicion does not stop it
+        # twice. It joins its graph's family; ownership stays with the first discoverer.
+        return StepOutcome(
+            "passed",
+            "similarity.released_variant",
+            f"{report.explanation}; the source quarantine was released by an operator",
+            record,
+            report.evidence,
+            architecture_hash=inspect.architecture_graph_hash,
+        )
     if report.outcome == "quarantine":
         return StepOutcome("quarantined", report.reason_code, report.explanation, record, report.evidence)
     family = report.attach_to if report.outcome == "attach" and report.attach_to else inspect.architecture_graph_hash
-    return StepOutcome("passed", report.reason_code, report.explanation, record, report.evidence,
-                       architecture_hash=family)
+    return StepOutcome(
+        "passed", report.reason_code, report.explanation, record, report.evidence, architecture_hash=family
+    )
 
 
 def _loss_points(job: EvaluationJob) -> list[float]:
@@ -168,12 +180,17 @@ def validation_step(ctx: StepContext) -> StepOutcome:
     heldout = HeldoutResult.from_json(ctx.records["heldout"]["heldout"])
     manifest = build_manifest(job, inspect, train, heldout)
     report = validate_manifest(manifest, job=job, inspect=inspect, train=train, heldout=heldout)
-    record = {"manifest": manifest, "validation": report.to_json(), "mode": job.mode,
-              "score_eligible": job.score_eligible}
+    record = {
+        "manifest": manifest,
+        "validation": report.to_json(),
+        "mode": job.mode,
+        "score_eligible": job.score_eligible,
+    }
     if not report.ok:
         fields = sorted({item.rule_id for item in report.findings})
-        return StepOutcome("rejected", "manifest.mismatch", f"manifest validation failed: {', '.join(fields)}",
-                           record, report.findings)
+        return StepOutcome(
+            "rejected", "manifest.mismatch", f"manifest validation failed: {', '.join(fields)}", record, report.findings
+        )
     return StepOutcome.passed("manifest validated", **record)
 
 
@@ -215,7 +232,11 @@ def score_step(ctx: StepContext) -> StepOutcome:
         "passed",
         "score.recorded",
         f"final score {row.final_score:.6f} from {row.bits_per_byte:.4f} bits/byte; {kind}",
-        {"final_score": row.final_score, "score_eligible": eligible, "architecture_hash": family,
-         "architecture_owner": owner},
+        {
+            "final_score": row.final_score,
+            "score_eligible": eligible,
+            "architecture_hash": family,
+            "architecture_owner": owner,
+        },
         architecture_hash=family,
     )

@@ -62,8 +62,14 @@ def requeue_expired(session: Session, now: datetime) -> int:
         )
     ).all()
     for submission in expired:
-        transition(session, submission, S.PENDING, actor="worker", reason_code="lease_expired",
-                   reason=f"lease held by {submission.lease_owner} expired")
+        transition(
+            session,
+            submission,
+            S.PENDING,
+            actor="worker",
+            reason_code="lease_expired",
+            reason=f"lease held by {submission.lease_owner} expired",
+        )
     return len(expired)
 
 
@@ -80,8 +86,14 @@ def retry_due_holds(session: Session, now: datetime) -> int:
         )
     ).all()
     for submission in due:
-        transition(session, submission, S.PENDING, actor="worker", reason_code="hold_retry",
-                   reason="automatic retry after a hold")
+        transition(
+            session,
+            submission,
+            S.PENDING,
+            actor="worker",
+            reason_code="hold_retry",
+            reason="automatic retry after a hold",
+        )
     return len(due)
 
 

@@ -34,9 +34,7 @@ class QueueItem:
 
 
 def review_queue(session: Session) -> list[QueueItem]:
-    rows = session.scalars(
-        select(Submission).where(Submission.status.in_(REVIEWABLE)).order_by(Submission.updated_at)
-    )
+    rows = session.scalars(select(Submission).where(Submission.status.in_(REVIEWABLE)).order_by(Submission.updated_at))
     return [
         QueueItem(s.id, s.hotkey, s.status, s.reason_code, s.reason, s.stage, s.updated_at.isoformat()) for s in rows
     ]
@@ -60,7 +58,14 @@ def resolve(session: Session, submission_id: str, *, action: Action, reason: str
         transition(session, submission, S.PENDING, actor=actor, reason_code="operator.release", reason=reason)
     else:
         evidence = evidence_from_json(stopped.evidence) if stopped is not None else ()
-        transition(session, submission, S.REJECTED, actor=actor, reason_code="operator.reject", reason=reason,
-                   evidence=evidence)
+        transition(
+            session,
+            submission,
+            S.REJECTED,
+            actor=actor,
+            reason_code="operator.reject",
+            reason=reason,
+            evidence=evidence,
+        )
     audit(session, submission_id=submission_id, actor=actor, action=f"review_queue.{action}", reason=reason)
     return submission

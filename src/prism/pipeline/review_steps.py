@@ -12,8 +12,9 @@ from prism.review.duplicates import decide_source
 from prism.review.llm import LlmReviewConfig, ReviewContext, SimilarSource, review_project
 from prism.review.llm_types import LlmReviewResult
 from prism.review.similarity import fingerprint_project
-from prism.review.static import StaticPolicy, review_project as static_review
-from prism.store.fingerprints import find_candidates, save_fingerprint
+from prism.review.static import StaticPolicy
+from prism.review.static import review_project as static_review
+from prism.store.fingerprints import find_candidates, load_fingerprint, save_fingerprint, save_report
 from prism.store.submissions import load_project
 
 
@@ -34,11 +35,13 @@ def static_review_step(ctx: StepContext) -> StepOutcome:
 def source_duplicates_step(ctx: StepContext) -> StepOutcome:
     fingerprint = fingerprint_project(ctx.project)
     with ctx.sessions() as session, session.begin():
+        if load_fingerprint(session, ctx.submission.id) is None:
+            save_fingerprint(session, ctx.submission.id, fingerprint)
         candidates = find_candidates(session, fingerprint, submission_id=ctx.submission.id)
-        save_fingerprint(session, ctx.submission.id, fingerprint)
-    report = decide_source(
-        fingerprint, hotkey=ctx.submission.hotkey, candidates=candidates, policy=ctx.runtime_config.similarity
-    )
+        report = decide_source(
+            fingerprint, hotkey=ctx.submission.hotkey, candidates=candidates, policy=ctx.runtime_config.similarity
+        )
+        save_report(session, ctx.submission.id, report)
     record = report.to_json()
     if report.outcome == "reject":
         return StepOutcome("rejected", report.reason_code, _summary(report.to_json()), record, report.evidence)
@@ -63,8 +66,11 @@ def _llm_outcome(result: LlmReviewResult, *, stage: str) -> StepOutcome:
         return StepOutcome("quarantined", f"{stage}.unverified_rejection", result.reason, record, result.evidence)
     if result.outcome == "hold":
         return StepOutcome("held", f"{stage}.unavailable", result.reason, record, result.evidence)
-    detail = {"approve": "approved", "advisory_pass": "advisory review failed; passed and recorded",
-              "disabled": "not configured"}.get(result.outcome, result.outcome)
+    detail = {
+        "approve": "approved",
+        "advisory_pass": "advisory review failed; passed and recorded",
+        "disabled": "not configured",
+    }.get(result.outcome, result.outcome)
     return StepOutcome("passed", f"{stage}.{result.outcome}", detail, record, result.evidence)
 
 
@@ -79,7 +85,9 @@ def llm_review_step(ctx: StepContext) -> StepOutcome:
     with ctx.sessions() as session:
         for candidate in list(duplicates.get("candidates") or [])[:3]:
             files = load_project(session, str(candidate["submission_id"]))
-            score = float(max(candidate.get("containment_new_in_old", 0.0), candidate.get("containment_old_in_new", 0.0)))
+            score = float(
+                max(candidate.get("containment_new_in_old", 0.0), candidate.get("containment_old_in_new", 0.0))
+            )
             similar.append(SimilarSource(str(candidate["submission_id"]), score, files))
     result = review_project(ctx.project, config=config, context=ReviewContext(similar=tuple(similar)))
     return _llm_outcome(result, stage="llm_review")

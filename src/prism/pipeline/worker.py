@@ -16,10 +16,11 @@ import logging
 import shutil
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -82,8 +83,9 @@ class Worker:
             try:
                 self._run(claim)
             except LeaseLost:
-                log.warning("lease lost; another worker owns the submission now",
-                            extra={"submission_id": claim.submission_id})
+                log.warning(
+                    "lease lost; another worker owns the submission now", extra={"submission_id": claim.submission_id}
+                )
         return claim.submission_id
 
     def drain(self) -> int:
@@ -107,8 +109,21 @@ class Worker:
             if outcome is None:  # an infrastructure fault was recorded; we stop here
                 return
             with fenced(self.sessions, claim) as (session, submission):
-                record_stage(session, claim.submission_id, stage, outcome.outcome, detail=outcome.detail,
-                             data=dict(outcome.record), evidence=outcome.evidence, started_at=started)
+                previous = session.get(StageResult, (claim.submission_id, stage))
+                if outcome.outcome == "passed" and previous is not None and previous.outcome == "held":
+                    # Holds count their back-off in infra_attempts; once the held stage passes, a
+                    # provider outage must not have spent the infrastructure-retry budget.
+                    submission.infra_attempts = 0
+                record_stage(
+                    session,
+                    claim.submission_id,
+                    stage,
+                    outcome.outcome,
+                    detail=outcome.detail,
+                    data=dict(outcome.record),
+                    evidence=outcome.evidence,
+                    started_at=started,
+                )
                 submission.stage = stage
                 if outcome.architecture_hash:
                     submission.architecture_hash = outcome.architecture_hash
@@ -116,10 +131,17 @@ class Worker:
                     self._stop(session, submission, stage, outcome)
                     return
             context.records[stage] = outcome.record
+            context.outcomes[stage] = outcome.outcome
         with fenced(self.sessions, claim) as (session, submission):
             submission.infra_attempts = 0
-            transition(session, submission, S.COMPLETED, actor=f"worker:{self.worker_id}",
-                       reason_code="completed", reason=_completion_reason(context))
+            transition(
+                session,
+                submission,
+                S.COMPLETED,
+                actor=f"worker:{self.worker_id}",
+                reason_code="completed",
+                reason=_completion_reason(context),
+            )
         shutil.rmtree(context.work_dir, ignore_errors=True)
 
     def _attempt(self, claim: Claim, stage: str, step: Step, context: StepContext) -> StepOutcome | None:
@@ -131,8 +153,11 @@ class Worker:
             return StepOutcome("failed", exc.reason_code, exc.detail)
         except EvaluationRestart as exc:
             with fenced(self.sessions, claim) as (session, _submission):
-                session.execute(delete(StageResult).where(StageResult.submission_id == claim.submission_id,
-                                                          StageResult.stage.in_(EVALUATION_STAGES)))
+                session.execute(
+                    delete(StageResult).where(
+                        StageResult.submission_id == claim.submission_id, StageResult.stage.in_(EVALUATION_STAGES)
+                    )
+                )
             self._infra_fault(claim, stage, str(exc))
             return None
         except INFRA_ERRORS as exc:
@@ -152,29 +177,51 @@ class Worker:
         ]
         if target is S.HELD:
             # Retried automatically; a long outage only stretches the back-off, it never rejects.
-            delay = min(self.settings.worker_retry_base_seconds * 2 ** min(submission.infra_attempts, 16),
-                        HOLD_BACKOFF_CAP.total_seconds())
+            delay = min(
+                self.settings.worker_retry_base_seconds * 2 ** min(submission.infra_attempts, 16),
+                HOLD_BACKOFF_CAP.total_seconds(),
+            )
             submission.infra_attempts += 1
             submission.next_attempt_at = utcnow() + timedelta(seconds=delay)
-        transition(session, submission, target, actor=f"worker:{self.worker_id}",
-                   reason_code=outcome.reason_code or f"{stage}.{outcome.outcome}",
-                   reason=outcome.detail, evidence=outcome.evidence, data={"stage": stage})
+        transition(
+            session,
+            submission,
+            target,
+            actor=f"worker:{self.worker_id}",
+            reason_code=outcome.reason_code or f"{stage}.{outcome.outcome}",
+            reason=outcome.detail,
+            evidence=outcome.evidence,
+            data={"stage": stage},
+        )
 
     def _infra_fault(self, claim: Claim, stage: str, detail: str) -> None:
         with fenced(self.sessions, claim) as (session, submission):
             submission.infra_attempts += 1
             if submission.infra_attempts > self.settings.worker_max_infra_retries:
-                transition(session, submission, S.FAILED, actor=f"worker:{self.worker_id}",
-                           reason_code="infrastructure", data={"stage": stage},
-                           reason=f"PRISM could not evaluate this submission (not the miner's fault): {detail}")
+                transition(
+                    session,
+                    submission,
+                    S.FAILED,
+                    actor=f"worker:{self.worker_id}",
+                    reason_code="infrastructure",
+                    data={"stage": stage},
+                    reason=f"PRISM could not evaluate this submission (not the miner's fault): {detail}",
+                )
                 return
             delay = self.settings.worker_retry_base_seconds * 2 ** (submission.infra_attempts - 1)
             submission.next_attempt_at = utcnow() + timedelta(seconds=delay)
-            transition(session, submission, S.PENDING, actor=f"worker:{self.worker_id}",
-                       reason_code="infrastructure_retry", reason=detail,
-                       data={"stage": stage, "attempt": submission.infra_attempts, "retry_in_seconds": delay})
-        log.warning("infrastructure fault in %s, will retry: %s", stage, detail,
-                    extra={"submission_id": claim.submission_id})
+            transition(
+                session,
+                submission,
+                S.PENDING,
+                actor=f"worker:{self.worker_id}",
+                reason_code="infrastructure_retry",
+                reason=detail,
+                data={"stage": stage, "attempt": submission.infra_attempts, "retry_in_seconds": delay},
+            )
+        log.warning(
+            "infrastructure fault in %s, will retry: %s", stage, detail, extra={"submission_id": claim.submission_id}
+        )
 
     def _context(self, claim: Claim) -> StepContext | None:
         with self.sessions() as session:
@@ -182,18 +229,32 @@ class Worker:
             archive = load_archive(session, claim.submission_id)
             active = load_runtime_config(session)
             assert submission is not None and archive is not None
-            info = SubmissionInfo(submission.id, submission.hotkey, submission.code_hash, submission.filename,
-                                  submission.created_at, submission.infra_attempts)
-            records = {row.stage: row.data for row in session.scalars(
-                select(StageResult).where(StageResult.submission_id == claim.submission_id))}
+            info = SubmissionInfo(
+                submission.id,
+                submission.hotkey,
+                submission.code_hash,
+                submission.filename,
+                submission.created_at,
+                submission.infra_attempts,
+            )
+            rows = session.scalars(select(StageResult).where(StageResult.submission_id == claim.submission_id)).all()
+            records: dict[str, Mapping[str, Any]] = {row.stage: row.data for row in rows}
+            outcomes = {row.stage: row.outcome for row in rows}
         try:
             project = read_project(archive, info.filename, limits=IntakeLimits.from_settings(self.settings))
         except IntakeRejected as exc:
             # Intake limits may have tightened since the bridge accepted it.
             with fenced(self.sessions, claim) as (session, submission_row):
                 record_stage(session, claim.submission_id, "intake", "rejected", detail=str(exc), evidence=exc.evidence)
-                transition(session, submission_row, S.REJECTED, actor=f"worker:{self.worker_id}",
-                           reason_code=exc.reason_code, reason=str(exc), evidence=exc.evidence)
+                transition(
+                    session,
+                    submission_row,
+                    S.REJECTED,
+                    actor=f"worker:{self.worker_id}",
+                    reason_code=exc.reason_code,
+                    reason=str(exc),
+                    evidence=exc.evidence,
+                )
             return None
         assert self.sandbox_factory is not None
         return StepContext(
@@ -206,6 +267,7 @@ class Worker:
             work_dir=Path(self.settings.data_dir) / "work" / info.id,
             sandbox_factory=self.sandbox_factory,
             records=records,
+            outcomes=outcomes,
         )
 
     def _done_stages(self, submission_id: str) -> set[str]:
@@ -245,5 +307,5 @@ class _Heartbeat:
             try:
                 if not renew_lease(self.worker.sessions, self.claim, lease_seconds=settings.worker_lease_seconds):
                     return
-            except Exception:  # noqa: BLE001 - a missed beat is retried; the lease has slack
+            except Exception:
                 log.warning("heartbeat failed", extra={"submission_id": self.claim.submission_id})

@@ -1,10 +1,10 @@
 """The one place a submission's status changes. Illegal moves raise; every move is audited.
 
-    pending ──▶ running ──▶ completed | failed | rejected | quarantined | held
-       ▲           │
-       └───────────┘  (lease expired, infrastructure retry)
-    quarantined | held ──▶ pending (released: continues where it stopped) | rejected
-    pending ──▶ rejected   (intake refused the archive at the bridge)
+pending ──▶ running ──▶ completed | failed | rejected | quarantined | held
+   ▲           │
+   └───────────┘  (lease expired, infrastructure retry)
+quarantined | held ──▶ pending (released: continues where it stopped) | rejected
+pending ──▶ rejected   (intake refused the archive at the bridge)
 """
 
 from __future__ import annotations

@@ -37,9 +37,7 @@ def set_runtime_config(session: Session, document: dict[str, Any], *, actor: str
     """Validate, store as a new version and make it the only active one. Returns the version."""
     config = parse_runtime_config(document)
     session.execute(update(RuntimeConfigRow).where(RuntimeConfigRow.active.is_(True)).values(active=False))
-    row = RuntimeConfigRow(
-        document=config.model_dump(mode="json"), active=True, created_by=actor, comment=comment
-    )
+    row = RuntimeConfigRow(document=config.model_dump(mode="json"), active=True, created_by=actor, comment=comment)
     session.add(row)
     session.flush()
     audit(session, submission_id=None, actor=actor, action="runtime_config.set", data={"version": row.version})

@@ -32,7 +32,11 @@ def claim_architecture(
     if existing is not None:
         return existing
     row = Architecture(
-        graph_hash=graph_hash, owner_hotkey=hotkey, owner_submission_id=submission_id, graph=graph, discovered_at=utcnow()
+        graph_hash=graph_hash,
+        owner_hotkey=hotkey,
+        owner_submission_id=submission_id,
+        graph=graph,
+        discovered_at=utcnow(),
     )
     try:
         with session.begin_nested():

@@ -102,12 +102,16 @@ def create_submission(
     audit(session, submission_id=submission.id, actor=actor, action="created", to_status=S.PENDING.value)
     if project is not None:
         files = len(project.files)
-        record_stage(session, submission.id, "intake", "passed",
-                     detail=f"{files} file(s), entrypoint {project.entrypoint}", data={"files": sorted(project.files)})
-    if rejection is not None:
         record_stage(
-            session, submission.id, "intake", "rejected", detail=rejection.reason, evidence=rejection.evidence
+            session,
+            submission.id,
+            "intake",
+            "passed",
+            detail=f"{files} file(s), entrypoint {project.entrypoint}",
+            data={"files": sorted(project.files)},
         )
+    if rejection is not None:
+        record_stage(session, submission.id, "intake", "rejected", detail=rejection.reason, evidence=rejection.evidence)
         transition(
             session,
             submission,
