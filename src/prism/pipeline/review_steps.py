@@ -5,9 +5,7 @@ Each is a function of the step context that returns a `StepOutcome`; the worker 
 
 from __future__ import annotations
 
-from typing import Any
-
-from prism.pipeline.context import StepContext, StepOutcome
+from prism.pipeline.context import Outcome, StepContext, StepOutcome
 from prism.review.duplicates import decide_source
 from prism.review.llm import LlmReviewConfig, ReviewContext, SimilarSource, review_project
 from prism.review.llm_types import LlmReviewResult
@@ -16,6 +14,13 @@ from prism.review.static import StaticPolicy
 from prism.review.static import review_project as static_review
 from prism.store.fingerprints import find_candidates, load_fingerprint, save_fingerprint, save_report
 from prism.store.submissions import load_project
+
+DUPLICATE_OUTCOMES: dict[str, Outcome] = {
+    "reject": "rejected",
+    "quarantine": "quarantined",
+    "attach": "passed",
+    "allow": "passed",
+}
 
 
 def static_review_step(ctx: StepContext) -> StepOutcome:
@@ -43,19 +48,8 @@ def source_duplicates_step(ctx: StepContext) -> StepOutcome:
         )
         save_report(session, ctx.submission.id, report)
     record = report.to_json()
-    if report.outcome == "reject":
-        return StepOutcome("rejected", report.reason_code, _summary(report.to_json()), record, report.evidence)
-    if report.outcome == "quarantine":
-        return StepOutcome("quarantined", report.reason_code, _summary(record), record, report.evidence)
-    return StepOutcome("passed", report.reason_code, _summary(record), record, report.evidence)
-
-
-def _summary(record: dict[str, Any]) -> str:
-    candidates = record.get("candidates") or []
-    if not candidates:
-        return "no earlier submission is similar"
-    top = candidates[0]
-    return f"closest earlier submission {top.get('submission_id')} ({len(candidates)} candidate(s))"
+    outcome = DUPLICATE_OUTCOMES[report.outcome]
+    return StepOutcome(outcome, report.reason_code, report.explanation, record, report.evidence)
 
 
 def _llm_outcome(result: LlmReviewResult, *, stage: str) -> StepOutcome:

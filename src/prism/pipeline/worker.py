@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from prism.config import Settings
 from prism.errors import ConfigError, PrismError
 from prism.evaluation.errors import DatasetError, EvaluationRejected, HarnessProtocolError, MinerCodeFailed
+from prism.evidence import evidence_to_json
 from prism.intake.archive import read_project
 from prism.intake.errors import IntakeRejected
 from prism.intake.limits import IntakeLimits
@@ -39,7 +40,7 @@ from prism.sandbox import get_sandbox
 from prism.sandbox.errors import SandboxInfraError, SandboxUnavailable
 from prism.sandbox.spec import Sandbox
 from prism.store.base import utcnow
-from prism.store.lifecycle import transition
+from prism.store.lifecycle import audit, transition
 from prism.store.models import StageResult, Submission
 from prism.store.models import SubmissionStatus as S
 from prism.store.runtime_configs import load_runtime_config
@@ -108,28 +109,8 @@ class Worker:
             outcome = self._attempt(claim, stage, step, context)
             if outcome is None:  # an infrastructure fault was recorded; we stop here
                 return
-            with fenced(self.sessions, claim) as (session, submission):
-                previous = session.get(StageResult, (claim.submission_id, stage))
-                if outcome.outcome == "passed" and previous is not None and previous.outcome == "held":
-                    # Holds count their back-off in infra_attempts; once the held stage passes, a
-                    # provider outage must not have spent the infrastructure-retry budget.
-                    submission.infra_attempts = 0
-                record_stage(
-                    session,
-                    claim.submission_id,
-                    stage,
-                    outcome.outcome,
-                    detail=outcome.detail,
-                    data=dict(outcome.record),
-                    evidence=outcome.evidence,
-                    started_at=started,
-                )
-                submission.stage = stage
-                if outcome.architecture_hash:
-                    submission.architecture_hash = outcome.architecture_hash
-                if outcome.outcome != "passed":
-                    self._stop(session, submission, stage, outcome)
-                    return
+            if not self._persist(claim, stage, outcome, started):
+                return
             context.records[stage] = outcome.record
             context.outcomes[stage] = outcome.outcome
         with fenced(self.sessions, claim) as (session, submission):
@@ -143,6 +124,44 @@ class Worker:
                 reason=_completion_reason(context),
             )
         shutil.rmtree(context.work_dir, ignore_errors=True)
+
+    def _persist(self, claim: Claim, stage: str, outcome: StepOutcome, started: datetime) -> bool:
+        """Write the stage's decision under the lease; False when it stopped the submission."""
+        with fenced(self.sessions, claim) as (session, submission):
+            previous = session.get(StageResult, (claim.submission_id, stage))
+            if outcome.outcome == "passed" and previous is not None and previous.outcome == "held":
+                # Holds count their back-off in infra_attempts; once the held stage passes, a
+                # provider outage must not have spent the infrastructure-retry budget.
+                submission.infra_attempts = 0
+            record_stage(
+                session,
+                claim.submission_id,
+                stage,
+                outcome.outcome,
+                detail=outcome.detail,
+                data=dict(outcome.record),
+                evidence=outcome.evidence,
+                started_at=started,
+            )
+            submission.stage = stage
+            if outcome.architecture_hash:
+                submission.architecture_hash = outcome.architecture_hash
+            if outcome.outcome != "passed":
+                self._stop(session, submission, stage, outcome)
+                return False
+            if outcome.evidence:
+                # Passed, but with something to note (an advisory review that failed, a variant
+                # attached to another's family): the audit log says so.
+                audit(
+                    session,
+                    submission_id=claim.submission_id,
+                    actor=f"worker:{self.worker_id}",
+                    action="stage.passed_with_evidence",
+                    reason_code=outcome.reason_code,
+                    reason=outcome.detail,
+                    data={"stage": stage, "evidence": evidence_to_json(outcome.evidence)},
+                )
+        return True
 
     def _attempt(self, claim: Claim, stage: str, step: Step, context: StepContext) -> StepOutcome | None:
         try:
