@@ -25,6 +25,41 @@ from prism.store.models import Nonce, Submission
 
 router = APIRouter()
 
+# The bodies are read as a bounded stream, so FastAPI cannot infer them; describe them here.
+_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            "text/x-python": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["filename", "code"],
+                    "properties": {
+                        "filename": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\\.(zip|py)$"},
+                        "code": {"type": "string", "format": "byte", "description": "base64 of the archive"},
+                        "metadata": {"type": "object"},
+                    },
+                }
+            },
+        },
+    },
+    "parameters": [
+        {
+            "name": "X-Submission-Filename",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "required for raw bodies",
+        },
+    ],
+}
+_BRIDGE_HEADERS = [
+    {"name": name, "in": "header", "required": name == "X-Base-Verified-Hotkey", "schema": {"type": "string"}}
+    for name in ("X-Base-Verified-Hotkey", "X-Base-Challenge-Slug", "X-Base-Verified-Nonce", "X-Base-Request-Hash")
+]
+
 # Header generations Platform has used, newest first.
 _HOTKEY = ("x-base-verified-hotkey", "x-platform-verified-hotkey")
 _SLUG = ("x-base-challenge-slug", "x-platform-challenge-slug")
@@ -92,6 +127,7 @@ def _submission_answer(submission: Submission, created: bool) -> JSONResponse:
     dependencies=[Depends(require_internal)],
     tags=["internal"],
     summary="Platform bridge: store a verified miner's submission",
+    openapi_extra={**_BODY, "parameters": _BODY["parameters"] + _BRIDGE_HEADERS},
     responses={201: {"description": "stored"}, 200: {"description": "the same bytes from this hotkey already exist"}},
 )
 async def bridge_submission(request: Request, session: Annotated[Session, Depends(session_scope)]) -> JSONResponse:
@@ -120,6 +156,7 @@ async def bridge_submission(request: Request, session: Annotated[Session, Depend
     "/v1/submissions",
     tags=["public"],
     summary="Direct signed submission (disabled unless PRISM_PUBLIC_SUBMISSIONS_ENABLED)",
+    openapi_extra=_BODY,
 )
 async def public_submission(
     request: Request,

@@ -1,0 +1,122 @@
+"""The operator and miner commands, run as a person would, against a real database and server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from prism.cli import app
+from prism.config import Settings
+from prism.evidence import Evidence
+from prism.intake.project import Project
+from prism.store.db import make_engine, make_session_factory
+from prism.store.lifecycle import transition
+from prism.store.migrate import upgrade
+from prism.store.models import SubmissionStatus as S
+from prism.store.submissions import NewSubmission, create_submission, record_stage
+from tests.conftest import TOKEN
+from tests.live_server import live_server
+
+HOTKEY = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+runner = CliRunner()
+
+
+@pytest.fixture
+def local(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("PRISM_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("PRISM_DATABASE_URL", settings.resolved_database_url)
+    return settings
+
+
+def _quarantined(settings: Settings) -> str:
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    sessions = make_session_factory(engine)
+    evidence = (Evidence.at("duplicate.normalized_source", "model.py", 3, "renamed copy of an earlier submission",
+                            snippet="class Net"),)
+    with sessions() as session, session.begin():
+        submission, _ = create_submission(
+            session, NewSubmission(HOTKEY, "p.zip", b"bytes", epoch=1), project=Project({"model.py": "x = 1\n"}),
+            rejection=None, actor="test",
+        )
+        transition(session, submission, S.RUNNING, actor="test")
+        record_stage(session, submission.id, "source_duplicates", "quarantined", evidence=evidence)
+        submission.stage = "source_duplicates"
+        transition(session, submission, S.QUARANTINED, actor="test", reason_code="duplicate.normalized_source",
+                   evidence=evidence)
+        sid = submission.id
+    engine.dispose()
+    return sid
+
+
+def test_runtime_config_set_and_show(local: Settings, tmp_path: Path) -> None:
+    document = tmp_path / "config.yaml"
+    document.write_text("gpu:\n  official_profile:\n    gpu_count: 2\n    gpu_type: A100\nrewards:\n  owner_share: 0.5\n")
+    result = runner.invoke(app, ["runtime-config", "set", str(document), "--comment", "two GPUs"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(runner.invoke(app, ["runtime-config", "show"]).output)
+    assert shown["version"] == 1
+    assert shown["config"]["gpu"]["official_profile"]["gpu_count"] == 2
+    assert shown["config"]["rewards"]["owner_share"] == 0.5
+
+
+@pytest.mark.parametrize("count", ["9", "0.5", "true", '"2"'])
+def test_runtime_config_refuses_bad_gpu_counts(local: Settings, tmp_path: Path, count: str) -> None:
+    document = tmp_path / "config.yaml"
+    document.write_text(f"gpu:\n  official_profile:\n    gpu_count: {count}\n")
+    result = runner.invoke(app, ["runtime-config", "set", str(document)])
+    assert result.exit_code == 1 and "gpu_count" in result.output
+    shown = json.loads(runner.invoke(app, ["runtime-config", "show"]).output)
+    assert shown["version"] is None  # nothing was stored
+
+
+def test_review_queue_list_and_resolve(local: Settings) -> None:
+    sid = _quarantined(local)
+    listed = runner.invoke(app, ["review-queue", "list"])
+    assert sid in listed.output and "duplicate.normalized_source" in listed.output
+    as_json = json.loads(runner.invoke(app, ["review-queue", "list", "--json"]).output)
+    assert [item["submission_id"] for item in as_json] == [sid]
+
+    both = runner.invoke(app, ["review-queue", "resolve", sid, "--release", "--reject", "--reason", "x"])
+    assert both.exit_code == 2
+    done = runner.invoke(app, ["review-queue", "resolve", sid, "--reject", "--reason", "copy", "--json"])
+    assert done.exit_code == 0 and json.loads(done.output) == {"id": sid, "status": "rejected"}
+    again = runner.invoke(app, ["review-queue", "resolve", sid, "--release", "--reason", "oops"])
+    assert again.exit_code == 1 and "not quarantined or held" in again.output
+
+
+def test_status_shows_the_journey_and_evidence(local: Settings) -> None:
+    sid = _quarantined(local)
+    text = runner.invoke(app, ["status", sid])
+    assert text.exit_code == 0
+    assert "quarantined" in text.output and "[duplicate.normalized_source] model.py:3" in text.output
+    view = json.loads(runner.invoke(app, ["status", sid, "--json"]).output)
+    assert view["status"] == "quarantined"
+    assert [stage["stage"] for stage in view["stages"]] == ["intake", "source_duplicates"]
+    missing = runner.invoke(app, ["status", "00000000-0000-0000-0000-000000000000"])
+    assert missing.exit_code == 1
+
+
+def test_submit_and_wait_through_the_bridge(settings: Settings, tmp_path: Path) -> None:
+    project = tmp_path / "hostile"
+    project.mkdir()
+    (project / "model.py").write_text("def build_model(ctx):\n    return None\n")
+    (project / "evil.so").write_bytes(b"\x7fELF")
+    with live_server(settings) as url:
+        result = runner.invoke(
+            app, ["submit", str(project), "--url", url, "--token", TOKEN, "--hotkey", HOTKEY, "--wait", "--json"]
+        )
+        assert result.exit_code == 0, result.output
+        view = json.loads(result.output)
+        assert view["status"] == "rejected" and view["reason_code"].startswith("archive.")
+        assert view["stages"][0]["evidence"][0]["path"] == "evil.so"
+        wrong = runner.invoke(app, ["submit", str(project), "--url", url, "--token", "nope", "--hotkey", HOTKEY])
+        assert wrong.exit_code != 0 and "401" in wrong.output
+
+
+def test_usage_errors_exit_2(local: Settings) -> None:
+    assert runner.invoke(app, ["review"]).exit_code == 2
+    assert runner.invoke(app, ["status"]).exit_code == 2
