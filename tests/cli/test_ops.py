@@ -35,18 +35,30 @@ def _quarantined(settings: Settings) -> str:
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     sessions = make_session_factory(engine)
-    evidence = (Evidence.at("duplicate.normalized_source", "model.py", 3, "renamed copy of an earlier submission",
-                            snippet="class Net"),)
+    evidence = (
+        Evidence.at(
+            "duplicate.normalized_source", "model.py", 3, "renamed copy of an earlier submission", snippet="class Net"
+        ),
+    )
     with sessions() as session, session.begin():
         submission, _ = create_submission(
-            session, NewSubmission(HOTKEY, "p.zip", b"bytes", epoch=1), project=Project({"model.py": "x = 1\n"}),
-            rejection=None, actor="test",
+            session,
+            NewSubmission(HOTKEY, "p.zip", b"bytes", epoch=1),
+            project=Project({"model.py": "x = 1\n"}),
+            rejection=None,
+            actor="test",
         )
         transition(session, submission, S.RUNNING, actor="test")
         record_stage(session, submission.id, "source_duplicates", "quarantined", evidence=evidence)
         submission.stage = "source_duplicates"
-        transition(session, submission, S.QUARANTINED, actor="test", reason_code="duplicate.normalized_source",
-                   evidence=evidence)
+        transition(
+            session,
+            submission,
+            S.QUARANTINED,
+            actor="test",
+            reason_code="duplicate.normalized_source",
+            evidence=evidence,
+        )
         sid = submission.id
     engine.dispose()
     return sid
@@ -54,7 +66,9 @@ def _quarantined(settings: Settings) -> str:
 
 def test_runtime_config_set_and_show(local: Settings, tmp_path: Path) -> None:
     document = tmp_path / "config.yaml"
-    document.write_text("gpu:\n  official_profile:\n    gpu_count: 2\n    gpu_type: A100\nrewards:\n  owner_share: 0.5\n")
+    document.write_text(
+        "gpu:\n  official_profile:\n    gpu_count: 2\n    gpu_type: A100\nrewards:\n  owner_share: 0.5\n"
+    )
     result = runner.invoke(app, ["runtime-config", "set", str(document), "--comment", "two GPUs"])
     assert result.exit_code == 0, result.output
     shown = json.loads(runner.invoke(app, ["runtime-config", "show"]).output)
