@@ -24,12 +24,8 @@ def db_upgrade(revision: str = typer.Argument("head", help="Alembic revision to 
     typer.echo(f"database at {engine.url.render_as_string(hide_password=True)} is at {revision}")
 
 
-@app.command()
-def serve(
-    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
-    port: int = typer.Option(8000, help="TCP port."),
-) -> None:
-    """Run the HTTP API (migrating the database first)."""
+def run_api(*, host: str, port: int, with_worker: bool) -> None:
+    """Migrate, then serve the API; `with_worker` also runs a worker thread in this process."""
     import uvicorn
 
     from prism.api.app import create_app
@@ -38,4 +34,32 @@ def serve(
     configure_logging(settings.log_level, settings.log_format)
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
-    uvicorn.run(create_app(settings, engine=engine), host=host, port=port, log_level=settings.log_level.lower())
+    stop = None
+    if with_worker:
+        from prism.cli.worker import start_worker_thread
+
+        stop = start_worker_thread(settings)
+        typer.echo(f"PRISM on http://{host}:{port} (data in {settings.data_dir.resolve()}); worker running")
+    try:
+        uvicorn.run(create_app(settings, engine=engine), host=host, port=port, log_level=settings.log_level.lower())
+    finally:
+        if stop is not None:
+            stop.set()
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="TCP port."),
+) -> None:
+    """Run the HTTP API (migrating the database first)."""
+    run_api(host=host, port=port, with_worker=False)
+
+
+@app.command("up")
+def up(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="TCP port."),
+) -> None:
+    """The embedded default: API and worker in one process, on SQLite and the bubblewrap sandbox."""
+    run_api(host=host, port=port, with_worker=True)

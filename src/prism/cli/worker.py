@@ -34,6 +34,13 @@ def _loop(worker: Worker, stop: threading.Event) -> None:
             stop.wait(worker.settings.worker_poll_seconds)
 
 
+def start_worker_thread(settings: Settings) -> threading.Event:
+    """A worker loop in a daemon thread; set the returned event to stop it."""
+    stop = threading.Event()
+    threading.Thread(target=_loop, args=(_worker(settings), stop), name="worker", daemon=True).start()
+    return stop
+
+
 @app.command("worker")
 def worker_command(
     once: bool = typer.Option(False, "--once", help="Process at most one submission, then exit."),
@@ -57,7 +64,7 @@ def worker_command(
         stop.set()
 
 
-def _start_background(settings: Settings, host: str, port: int) -> tuple[threading.Event, threading.Thread]:
+def _start_background(settings: Settings, host: str, port: int) -> threading.Event:
     import uvicorn
 
     from prism.api.app import create_app
@@ -68,36 +75,11 @@ def _start_background(settings: Settings, host: str, port: int) -> tuple[threadi
         uvicorn.Config(create_app(settings, engine=engine), host=host, port=port, log_level="warning")
     )
     threading.Thread(target=server.run, name="api", daemon=True).start()
-    stop = threading.Event()
-    worker_thread = threading.Thread(target=_loop, args=(_worker(settings), stop), name="worker", daemon=True)
-    worker_thread.start()
+    stop = start_worker_thread(settings)
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    return stop, worker_thread
-
-
-@app.command("up")
-def up(
-    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
-    port: int = typer.Option(8000, help="TCP port."),
-) -> None:
-    """The embedded default: API and worker in one process, on SQLite and the bubblewrap sandbox."""
-    import uvicorn
-
-    from prism.api.app import create_app
-
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
-    engine = make_engine(settings.resolved_database_url)
-    upgrade(engine)
-    stop = threading.Event()
-    threading.Thread(target=_loop, args=(_worker(settings), stop), name="worker", daemon=True).start()
-    typer.echo(f"PRISM on http://{host}:{port} (data in {settings.data_dir.resolve()}); worker running")
-    try:
-        uvicorn.run(create_app(settings, engine=engine), host=host, port=port, log_level=settings.log_level.lower())
-    finally:
-        stop.set()
+    return stop
 
 
 def _free_port() -> int:
@@ -121,7 +103,7 @@ def demo(
     if not token:
         raise typer.BadParameter("set PRISM_SHARED_TOKEN_FILE (or PRISM_SHARED_TOKEN) first", param_hint="token")
     port = _free_port()
-    stop, worker_thread = _start_background(settings, "127.0.0.1", port)
+    stop = _start_background(settings, "127.0.0.1", port)
     client = PrismClient(f"http://127.0.0.1:{port}", token)
     data, filename = zip_project(project)
     answer = client.submit(data, filename, hotkey)
@@ -131,5 +113,4 @@ def demo(
     )
     print_journey(client.full(answer["id"]))
     stop.set()
-    worker_thread.join(timeout=5)
     raise typer.Exit(0 if final["status"] == "completed" else 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 
+from prism.review.static_scope import children
 from prism.review.static_walk import FileWalk
 
 SAFE_DECORATORS = frozenset(
@@ -61,16 +62,19 @@ PURE_LIBRARY_CALLS = frozenset(
 _INERT_FACTORIES = frozenset({"list", "dict", "set", "tuple", "frozenset"})
 _SETTER_ATTRS = frozenset({"setter", "getter", "deleter"})
 _ENUM_HOOKS = frozenset({"__init__", "__new__", "_missing_", "_generate_next_value_"})
-_ANNOTATION_NODES = (
-    ast.Name,
-    ast.Attribute,
-    ast.Subscript,
-    ast.Constant,
-    ast.Tuple,
-    ast.List,
-    ast.expr_context,
-    ast.BitOr,
-)
+# Annotation nodes that only name types (`X | Y` is checked apart: a BinOp with another operator runs code).
+_PLAIN_ANNOTATIONS = frozenset({ast.Name, ast.Attribute, ast.Subscript, ast.Constant, ast.Tuple, ast.List})
+_RUNS_CODE = frozenset({ast.Call, ast.Lambda, ast.NamedExpr})
+
+
+def _contains(node: ast.AST, kinds: frozenset[type]) -> bool:
+    pending = [node]
+    while pending:
+        sub = pending.pop()
+        if type(sub) in kinds:
+            return True
+        pending.extend(children(sub))
+    return False
 
 
 def _is_docstring_like(stmt: ast.stmt) -> bool:
@@ -249,12 +253,17 @@ class TopLevel:
 
     # ---- expressions evaluated at import -----------------------------------------------------
     def _annotation(self, node: ast.expr) -> None:
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.BitOr):
-                continue
-            if not isinstance(sub, _ANNOTATION_NODES):
+        kind = type(node)
+        if kind is ast.Name or kind is ast.Constant or (kind is ast.Attribute and type(node.value) is ast.Name):  # type: ignore[attr-defined]
+            return  # `int`, `"Tensor"`, `nn.Module`: nothing below to check
+        pending: list[ast.AST] = [node]
+        while pending:
+            sub = pending.pop()
+            kind = type(sub)
+            if kind not in _PLAIN_ANNOTATIONS and not (kind is ast.BinOp and type(sub.op) is ast.BitOr):  # type: ignore[attr-defined]
                 self.out.add("static.annotation", node, "an annotation may only name types; it is evaluated at import")
                 return
+            pending.extend(children(sub))
 
     def _expr(self, node: ast.expr, where: str, *, calls: bool = True) -> None:
         pending: list[ast.AST] = [node]
@@ -272,7 +281,7 @@ class TopLevel:
                 pending.extend(sub.args.defaults)
                 pending.extend(d for d in sub.args.kw_defaults if d is not None)
                 continue
-            pending.extend(ast.iter_child_nodes(sub))
+            pending.extend(children(sub))
 
     def _pure_call(self, node: ast.Call) -> bool:
         func = node.func
@@ -325,6 +334,6 @@ def _inert_body(cls: ast.ClassDef, walk: FileWalk) -> bool:
                         isinstance(keyword.value, ast.Name) and keyword.value.id in _INERT_FACTORIES
                     ):
                         return False
-            elif any(isinstance(sub, ast.Call | ast.Lambda | ast.NamedExpr) for sub in ast.walk(value)):
+            elif _contains(value, _RUNS_CODE):
                 return False
     return True

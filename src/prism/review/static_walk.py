@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import re
 import string
-from collections.abc import Iterator
 
 from prism.review.static_findings import FileFindings
 from prism.review.static_policy import (
@@ -24,7 +23,7 @@ from prism.review.static_policy import (
     StaticPolicy,
 )
 from prism.review.static_resolve import Denied, ProjectModules, Ref, import_module, step
-from prism.review.static_scope import SCOPE_TYPES, Scope, children
+from prism.review.static_scope import Scope, index
 
 # Private names of torch internals that no project may read, even having defined them itself.
 _TORCH_INTERNALS = frozenset(
@@ -32,6 +31,13 @@ _TORCH_INTERNALS = frozenset(
 )
 _BLOB = re.compile(r"[A-Za-z0-9+/=_\-]+")
 _FORMATTER = string.Formatter()
+_NAME = ast.Name
+_LOAD = ast.Load
+_ATTRIBUTE = ast.Attribute
+_CONSTANT = ast.Constant
+_CALL = ast.Call
+_ASSIGN = ast.Assign
+_COLLECTIONS = frozenset({ast.List, ast.Tuple, ast.Set, ast.Dict})
 
 
 def _dunder(name: str) -> bool:
@@ -50,6 +56,15 @@ class ProjectState:
         # (file, node, project module, name): `name` must not be a module that file imported.
         self.reexports: list[tuple[FileFindings, ast.AST, str, str]] = []
         self.module_imports: dict[str, set[str]] = {}
+        self._steps: dict[tuple[str, str], Ref | Denied] = {}
+
+    def step(self, path: str, attr: str) -> Ref | Denied:
+        """`static_resolve.step`, memoized: the same few library members recur in every file."""
+        key = (path, attr)
+        result = self._steps.get(key)
+        if result is None:
+            result = self._steps[key] = step(self.policy, path, attr)
+        return result
 
 
 class FileWalk:
@@ -72,10 +87,10 @@ class FileWalk:
     def collect_imports(self) -> None:
         """Bind every imported name first: a use may precede its import in source order."""
         for node in _statements(self.tree.body):
-            if isinstance(node, ast.Import):
-                self._import(node)
-            elif isinstance(node, ast.ImportFrom):
-                self._import_from(node)
+            if type(node) is ast.Import:
+                self._import(node)  # type: ignore[arg-type]
+            else:
+                self._import_from(node)  # type: ignore[arg-type]
         mods = {name for name, ref in self.imports.items() if ref.is_module}
         self.state.module_imports[self.module_name] = mods
 
@@ -122,7 +137,7 @@ class FileWalk:
                 continue
             if self._attr_name(alias.name, alias):
                 continue
-            ref = step(self.policy, source.path, alias.name)
+            ref = self.state.step(source.path, alias.name)
             if isinstance(ref, Denied):
                 self.out.add(ref.rule_id, alias, ref.explanation)
             else:
@@ -134,6 +149,11 @@ class FileWalk:
         key = id(node)
         if key in self._refs:
             return self._refs[key]
+        root = node
+        while type(root) is _ATTRIBUTE:
+            root = root.value  # type: ignore[attr-defined]
+        if type(root) is not _NAME or root.id not in self.imports:  # type: ignore[attr-defined]
+            return None  # no chain that starts elsewhere denotes a module or library member
         chain: list[ast.Attribute] = []
         cursor: ast.expr = node
         while isinstance(cursor, ast.Attribute) and id(cursor) not in self._refs:
@@ -164,7 +184,7 @@ class FileWalk:
             private = node.attr.startswith("_") and not _dunder(node.attr)
             if not private and self._attr_name(node.attr, node):
                 return None
-            result = step(self.policy, base.path, node.attr)
+            result = self.state.step(base.path, node.attr)
             if isinstance(result, Denied):
                 self.out.add(result.rule_id, node, result.explanation)
                 return None
@@ -238,15 +258,22 @@ class FileWalk:
             self.out.add("static.module.value", node, f"module {ref.path} may only be used as `{name}.attribute`")
 
     def _on_attribute(self, node: ast.Attribute, scope: Scope | None) -> None:
-        if len(node.attr) > self.policy.max_identifier_length:
-            self._long_identifier(node.attr, node)
+        attr = node.attr
+        if len(attr) > self.policy.max_identifier_length:
+            self._long_identifier(attr, node)
         self._bases.add(id(node.value))
         base = self.resolve(node.value, scope)
-        if isinstance(node.ctx, ast.Load):
-            if node.attr in ("format", "format_map") and id(node) not in self._vetted:
+        if type(node.ctx) is _LOAD:
+            if (attr == "format" or attr == "format_map") and id(node) not in self._vetted:
                 self.out.add("static.format_string", node, "str.format is allowed only on a literal template")
-            if base is None or base.kind != "module":
-                self._attr_name(node.attr, node)
+            if base is None:
+                # The common case (`self.linear`, `x.shape`): only the name rules apply, and a
+                # plain public name outside the refused set passes them all.
+                if attr[:1] == "_" or attr in self.policy.forbidden_attributes:
+                    self._attr_name(attr, node)
+                return
+            if base.kind != "module":
+                self._attr_name(attr, node)
             ref = self.resolve(node, scope)
             if ref is not None and ref.is_module and id(node) not in self._bases:
                 self.out.add("static.module.value", node, f"module {ref.path} may only be used as an attribute base")
@@ -310,7 +337,7 @@ class FileWalk:
             if ref is not None and ref.kind == "module":
                 # `hasattr(F, "gelu")` is `F.gelu` spelled differently: the same module step applies.
                 self._bases.add(id(target))
-                result = step(self.policy, ref.path, attr.value)
+                result = self.state.step(ref.path, attr.value)
                 if isinstance(result, Denied):
                     self.out.add(result.rule_id, node, result.explanation)
                     return
@@ -439,23 +466,37 @@ class FileWalk:
 
     # ---- the walk ------------------------------------------------------------------------
     def run(self) -> None:
-        """The walk; `collect_imports` must have run (the project does it for every file first)."""
-        stack: list[tuple[ast.AST, Scope | None]] = [(self.tree, None)]
-        while stack:
-            node, scope = stack.pop()
+        """The rules over `index`'s queue; `collect_imports` must have run (for every file first)."""
+        # A loaded name that is no import and no refused or reflective builtin needs no lookup;
+        # only its length and dunder rules apply, and those are cheap to pre-check.
+        special = self.imports.keys() | FORBIDDEN_NAMES | REFLECTIVE_CALLS
+        max_identifier = self.policy.max_identifier_length
+        queue = index(self.tree, special, max_identifier)
+        for node, scope in queue:
             kind = type(node)
-            if kind is ast.Name:
-                self._on_name(node, scope)  # type: ignore[arg-type]
-                continue
-            if kind is ast.Attribute:
+            if kind is _NAME:
+                name = node.id  # type: ignore[attr-defined]
+                if name in special or type(node.ctx) is not _LOAD:  # type: ignore[attr-defined]
+                    self._on_name(node, scope)  # type: ignore[arg-type]
+                    continue
+                if len(name) > max_identifier:
+                    self._long_identifier(name, node)
+                if name[:2] == "__" and _dunder(name) and name not in ALLOWED_DUNDER_NAMES:
+                    self.out.add("static.name.dunder", node, f"name {name} reaches interpreter internals")
+            elif kind is _ATTRIBUTE:
                 self._on_attribute(node, scope)  # type: ignore[arg-type]
-            elif kind is ast.Constant:
+            elif kind is _CONSTANT:
                 self._on_constant(node)  # type: ignore[arg-type]
-                continue
-            elif kind is ast.Call:
+            elif kind is _CALL:
                 self._on_call(node, scope)  # type: ignore[arg-type]
-            elif kind in (ast.List, ast.Tuple, ast.Set, ast.Dict):
+            elif kind is _ASSIGN:
+                # Resolve the value first so that `_on_assign` sees its reference.
+                self._resolve_value(node, scope)  # type: ignore[arg-type]
+            elif kind in _COLLECTIONS:
                 self._on_collection(node)  # type: ignore[arg-type]
+            elif kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
+                self._on_function(node)  # type: ignore[arg-type]
+                self._mark_docstring(node.body)  # type: ignore[attr-defined]
             elif kind is ast.ClassDef:
                 self._on_class(node)  # type: ignore[arg-type]
                 self._mark_docstring(node.body)  # type: ignore[attr-defined]
@@ -463,13 +504,6 @@ class FileWalk:
                 self._mark_docstring(node.body)  # type: ignore[attr-defined]
             elif kind is ast.MatchClass:
                 self._on_match_class(node)  # type: ignore[arg-type]
-            if isinstance(node, SCOPE_TYPES):
-                self._push_scope(node, scope, stack)
-                continue
-            if kind is ast.Assign:
-                # Resolve the value first so that `_on_assign` sees its reference.
-                self._resolve_value(node, scope)  # type: ignore[arg-type]
-            stack.extend([(child, scope) for child in reversed(children(node))])
 
     def _mark_docstring(self, body: list[ast.stmt]) -> None:
         first = body[0] if body else None
@@ -481,49 +515,44 @@ class FileWalk:
             self.resolve(node.value, scope)
         self._on_assign(node)
 
-    def _push_scope(self, node: ast.AST, scope: Scope | None, stack: list[tuple[ast.AST, Scope | None]]) -> None:
-        """Decorators, defaults and annotations run in the enclosing scope; the body in its own."""
-        inner = Scope(node, scope)  # type: ignore[arg-type]
-        outer_items: list[ast.AST] = []
-        inner_items: list[ast.AST] = []
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            self._on_function(node)
-            self._mark_docstring(node.body)
-            args = node.args
-            outer_items += node.decorator_list + args.defaults + [d for d in args.kw_defaults if d is not None]
-            all_args = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
-            outer_items += [a.annotation for a in all_args if a is not None and a.annotation is not None]
-            if node.returns is not None:
-                outer_items.append(node.returns)
-            inner_items += node.body
-        elif isinstance(node, ast.Lambda):
-            outer_items += node.args.defaults + [d for d in node.args.kw_defaults if d is not None]
-            inner_items.append(node.body)
-        elif isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
-            first, *rest = node.generators
-            outer_items.append(first.iter)
-            inner_items += [first.target, *first.ifs]
-            for gen in rest:
-                inner_items += [gen.target, gen.iter, *gen.ifs]
-            inner_items += [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
-        stack.extend((item, inner) for item in reversed(inner_items))
-        stack.extend((item, scope) for item in reversed(outer_items))
+
+_IMPORTS = (ast.Import, ast.ImportFrom)
+# Per statement type, its fields that hold statements (None: a simple statement).
+_BLOCKS: dict[type, tuple[str, ...] | None] = {}
 
 
-def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
-    """Every statement, nested ones included, without visiting expressions."""
+def _blocks(kind: type) -> tuple[str, ...] | None:
+    fields = tuple(f for f in ("body", "orelse", "finalbody", "handlers", "cases") if f in kind._fields)
+    _BLOCKS[kind] = fields or None
+    return fields or None
+
+
+def _statements(body: list[ast.stmt]) -> list[ast.stmt]:
+    """Every import statement, nested ones included, without visiting expressions.
+
+    The order (handlers and else-blocks before the body they follow) decides which of two
+    imports binding one name wins, and is kept as it has always been.
+    """
+    found: list[ast.stmt] = []
     pending = list(reversed(body))
     while pending:
         stmt = pending.pop()
-        yield stmt
-        for field in ("body", "orelse", "finalbody"):
-            inner = getattr(stmt, field, None)
-            if inner:
+        kind = type(stmt)
+        fields = _BLOCKS[kind] if kind in _BLOCKS else _blocks(kind)
+        if fields is None:
+            if kind in _IMPORTS:
+                found.append(stmt)
+            continue
+        for field in fields:
+            inner = getattr(stmt, field)
+            if not inner:
+                continue
+            if field == "handlers" or field == "cases":
+                for block in inner:
+                    pending.extend(reversed(block.body))
+            else:
                 pending.extend(reversed(inner))
-        for handler in getattr(stmt, "handlers", ()):
-            pending.extend(reversed(handler.body))
-        for case in getattr(stmt, "cases", ()):
-            pending.extend(reversed(case.body))
+    return found
 
 
 def _plain_fields(template: str, depth: int = 0) -> bool:

@@ -34,7 +34,7 @@ from prism.sandbox.errors import (
     SandboxSpecRejected,
     SandboxUnavailable,
 )
-from prism.sandbox.output import TailBuffer
+from prism.sandbox.output import TailBuffer, build_result
 from prism.sandbox.sizes import format_size
 from prism.sandbox.spec import ARTIFACTS_MOUNT, RunResult, RunSpec
 from prism.sandbox.validate import check_spec
@@ -190,17 +190,14 @@ class BrokerSandbox:
         out, err = TailBuffer(spec.limits.output_bytes, slack=256), TailBuffer(spec.limits.output_bytes, slack=256)
         out.feed(job_stdout.encode())
         err.feed(stderr.encode())
-        return RunResult(
-            exit_code=None if timed_out else code,
+        return build_result(
+            backend=self.name,
+            exit_code=code,
             timed_out=timed_out,
             oom_killed=not timed_out and code == _OOM_EXIT,
-            stdout=out.text(secrets),
-            stderr=err.text(secrets),
-            duration_seconds=duration,
-            artifacts=readback.files if readback else {},
-            artifacts_left_on_disk=readback.left_on_disk if readback else (),
-            artifacts_skipped=readback.skipped if readback else (),
-            stdout_bytes=out.total,
-            stderr_bytes=err.total,
-            backend=self.name,
+            out=out,
+            err=err,
+            secrets=secrets,
+            duration=duration,
+            readback=readback,
         )

@@ -33,7 +33,7 @@ from prism.sandbox import launcher
 from prism.sandbox.artifacts import read_artifacts
 from prism.sandbox.cgroups import CgroupLayout, JobCgroup, detect_layout
 from prism.sandbox.errors import GpuRequestRefused, SandboxInfraError, SandboxSpecRejected, SandboxUnavailable
-from prism.sandbox.output import TailBuffer, pump
+from prism.sandbox.output import TailBuffer, build_result, pump
 from prism.sandbox.runtime import INNER_BIN, INNER_SITE, INNER_SRC, RuntimeLayout, discover_runtime
 from prism.sandbox.seccomp import build_filter
 from prism.sandbox.spec import ARTIFACTS_MOUNT, Limits, RunResult, RunSpec
@@ -307,20 +307,18 @@ class BubblewrapSandbox:
             readback = read_artifacts(spec.artifacts_dir, max_total_bytes=spec.limits.artifact_read_bytes)
         raw_skipped = status.get("skipped")
         skipped = tuple(str(s) for s in raw_skipped) if isinstance(raw_skipped, list) else ()
-        return RunResult(
-            exit_code=None if timed_out else exit_code,
+        return build_result(
+            backend=self.name,
+            exit_code=exit_code,
             timed_out=timed_out,
             oom_killed=stats.oom_killed,
-            stdout=out.text(secrets),
-            stderr=err.text(secrets),
-            duration_seconds=duration,
+            out=out,
+            err=err,
+            secrets=secrets,
+            duration=duration,
+            readback=readback,
             peak_memory_bytes=stats.peak_memory_bytes,
-            artifacts=readback.files if readback else {},
-            artifacts_left_on_disk=readback.left_on_disk if readback else (),
-            artifacts_skipped=skipped + (readback.skipped if readback else ()),
-            stdout_bytes=out.total,
-            stderr_bytes=err.total,
-            backend=self.name,
+            skipped=skipped,
         )
 
 

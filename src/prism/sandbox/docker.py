@@ -21,7 +21,7 @@ import uuid
 from prism.config import Settings
 from prism.sandbox.artifacts import read_artifacts
 from prism.sandbox.errors import SandboxInfraError, SandboxSpecRejected, SandboxUnavailable
-from prism.sandbox.output import TailBuffer, pump
+from prism.sandbox.output import TailBuffer, build_result, pump
 from prism.sandbox.spec import ARTIFACTS_MOUNT, RunResult, RunSpec
 from prism.sandbox.validate import check_spec
 
@@ -165,17 +165,14 @@ class DockerSandbox:
         readback = None
         if spec.artifacts_dir is not None:
             readback = read_artifacts(spec.artifacts_dir, max_total_bytes=limits.artifact_read_bytes)
-        return RunResult(
-            exit_code=None if timed_out else code,
+        return build_result(
+            backend=self.name,
+            exit_code=code,
             timed_out=timed_out,
             oom_killed=not timed_out and code == _OOM_EXIT,
-            stdout=out.text(secrets),
-            stderr=err.text(secrets),
-            duration_seconds=duration,
-            artifacts=readback.files if readback else {},
-            artifacts_left_on_disk=readback.left_on_disk if readback else (),
-            artifacts_skipped=readback.skipped if readback else (),
-            stdout_bytes=out.total,
-            stderr_bytes=err.total,
-            backend=self.name,
+            out=out,
+            err=err,
+            secrets=secrets,
+            duration=duration,
+            readback=readback,
         )

@@ -13,6 +13,9 @@ import selectors
 import time
 from collections.abc import Callable, Iterable
 
+from prism.sandbox.artifacts import ArtifactReadback
+from prism.sandbox.spec import RunResult
+
 REDACTED = "[REDACTED]"
 _CHUNK = 1 << 20
 
@@ -94,3 +97,36 @@ def pump(
         return False
     finally:
         selector.close()
+
+
+def build_result(
+    *,
+    backend: str,
+    exit_code: int | None,
+    timed_out: bool,
+    oom_killed: bool,
+    out: TailBuffer,
+    err: TailBuffer,
+    secrets: Iterable[str],
+    duration: float,
+    readback: ArtifactReadback | None,
+    peak_memory_bytes: int | None = None,
+    skipped: tuple[str, ...] = (),
+) -> RunResult:
+    """The one way every backend turns what it observed into a `RunResult` (tails redacted)."""
+    secrets = tuple(secrets)
+    return RunResult(
+        exit_code=None if timed_out else exit_code,
+        timed_out=timed_out,
+        oom_killed=oom_killed,
+        stdout=out.text(secrets),
+        stderr=err.text(secrets),
+        duration_seconds=duration,
+        peak_memory_bytes=peak_memory_bytes,
+        artifacts=readback.files if readback else {},
+        artifacts_left_on_disk=readback.left_on_disk if readback else (),
+        artifacts_skipped=skipped + (readback.skipped if readback else ()),
+        stdout_bytes=out.total,
+        stderr_bytes=err.total,
+        backend=backend,
+    )
