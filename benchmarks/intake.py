@@ -2,6 +2,7 @@
 
 Baseline in the same run: the same clients calling `GET /health` on the same server, so the
 ratio shows what storing a submission (intake + one transaction) costs over the bare HTTP path.
+`GET /internal/v1/get_weights` is measured the same way after the submissions are stored.
 
     .venv/bin/python benchmarks/intake.py [--clients 50] [--total 500] [--database-url URL]
 """
@@ -87,13 +88,22 @@ def main() -> None:
         def health(http: httpx.Client, _i: int) -> None:
             assert http.get("/health").status_code == 200
 
+        def weights(http: httpx.Client, _i: int) -> None:
+            assert http.get("/internal/v1/get_weights", headers=headers).status_code == 200
+
         with live_server(settings) as url:
             base_s, base_lat = _load(url, args.clients, args.total, health)
             sub_s, sub_lat = _load(url, args.clients, args.total, submit)
+            w_s, w_lat = _load(url, args.clients, args.total, weights)
     print(f"clients={args.clients} requests={args.total} database={'sqlite' if not args.database_url else 'url'}")
     print(f"baseline GET /health : {args.total / base_s:8.1f} req/s   p99 {_p99(base_lat) * 1000:7.1f} ms")
     print(f"bridge submissions   : {args.total / sub_s:8.1f} sub/s   p99 {_p99(sub_lat) * 1000:7.1f} ms")
+    print(
+        f"get_weights          : {args.total / w_s:8.1f} req/s   p99 {_p99(w_lat) * 1000:7.1f} ms"
+        f"   median {statistics.median(w_lat) * 1000:6.1f} ms"
+    )
     print(f"ratio throughput submissions/health = {(args.total / sub_s) / (args.total / base_s):.2f}")
+    print(f"ratio p99 get_weights/health        = {_p99(w_lat) / _p99(base_lat):.2f}")
     print(f"ratio p99 submissions/health        = {_p99(sub_lat) / _p99(base_lat):.2f}")
 
 
