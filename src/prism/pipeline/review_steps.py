@@ -5,6 +5,10 @@ Each is a function of the step context that returns a `StepOutcome`; the worker 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+
+from prism.evidence import Evidence, evidence_to_json
 from prism.pipeline.context import Outcome, StepContext, StepOutcome
 from prism.review.duplicates import decide_source
 from prism.review.llm import LlmReviewConfig, ReviewContext, SimilarSource, review_project
@@ -87,18 +91,54 @@ def llm_review_step(ctx: StepContext) -> StepOutcome:
     return _llm_outcome(result, stage="llm_review")
 
 
+CLAIM_TOLERANCE = 0.05  # relative; claims are rounded by people, lies are not 5% off
+
+
+def claim_contradictions(
+    project_yaml: str, claims: Mapping[str, object], measured: Mapping[str, object]
+) -> tuple[Evidence, ...]:
+    """Each numeric claim that misses what PRISM measured by more than the tolerance."""
+    lines = project_yaml.splitlines()
+    found = []
+    for key, claimed in sorted(claims.items()):
+        actual = measured.get(key)
+        if isinstance(claimed, bool) or not isinstance(claimed, int | float) or not isinstance(actual, int | float):
+            continue
+        if abs(claimed - actual) <= CLAIM_TOLERANCE * max(abs(actual), 1e-9):
+            continue
+        line = next((i for i, text in enumerate(lines, 1) if text.strip().startswith(f"{key}:")), 0)
+        found.append(
+            Evidence.at(
+                "claims.contradiction",
+                "prism.yaml",
+                line,
+                f"claims {key} = {claimed}, PRISM measured {actual}",
+                snippet=lines[line - 1] if line else "",
+            )
+        )
+    return tuple(found)
+
+
 def claims_review_step(ctx: StepContext) -> StepOutcome:
-    """After evaluation: the miner's claims in prism.yaml against what PRISM measured. Claims are never scored."""
-    if not ctx.project.config.claims:
+    """After evaluation: the miner's claims in prism.yaml against what PRISM measured.
+
+    Claims are never scored. Contradictions are computed here, deterministically, and recorded
+    as evidence; the LLM reviewer sees the measured figures and may reject with verified quotes.
+    """
+    claims = ctx.project.config.claims
+    if not claims:
         return StepOutcome.passed("no claims to review")
-    config = _llm_config(ctx)
     manifest = ctx.records.get("validation", {}).get("manifest", {})
     measured = {
         "parameter_count": manifest.get("model", {}).get("parameter_count"),
         "flops": manifest.get("compute", {}).get("flops"),
+        "flops_per_token": manifest.get("model", {}).get("flops_per_token"),
         "tokens": manifest.get("compute", {}).get("tokens"),
         "bits_per_byte": manifest.get("metrics", {}).get("bits_per_byte"),
         "heldout_bits_per_byte": manifest.get("metrics", {}).get("heldout_bits_per_byte"),
     }
-    result = review_project(ctx.project, config=config, context=ReviewContext(measured=measured))
-    return _llm_outcome(result, stage="claims_review")
+    contradictions = claim_contradictions(ctx.project.files.get("prism.yaml", ""), claims, measured)
+    result = review_project(ctx.project, config=_llm_config(ctx), context=ReviewContext(measured=measured))
+    outcome = _llm_outcome(result, stage="claims_review")
+    record = {**outcome.record, "measured": measured, "contradictions": evidence_to_json(contradictions)}
+    return replace(outcome, record=record, evidence=outcome.evidence + contradictions)
