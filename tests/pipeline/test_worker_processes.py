@@ -123,6 +123,8 @@ def test_several_workers_drain_postgres_without_processing_anything_twice(
     engine = make_engine(fresh_postgres_url)
     upgrade(engine)
     sessions = make_session_factory(engine)
+    # Workers first, polling an empty queue, so the work arrives while all of them are looking.
+    workers = [_worker(worker_settings, fresh_postgres_url) for _ in range(3)]
     # Each is rejected by static review, so the test measures claiming, not training.
     ids = {
         _enqueue(
@@ -132,10 +134,22 @@ def test_several_workers_drain_postgres_without_processing_anything_twice(
         )
         for i in range(50)
     }
-    workers = [_worker(worker_settings, fresh_postgres_url, "--drain") for _ in range(3)]
-    for proc in workers:
-        _, stderr = proc.communicate(timeout=300)
-        assert proc.returncode == 0, stderr.decode()[-2000:]
+
+    def drained() -> bool:
+        with sessions() as session:
+            pending = session.scalar(
+                select(func.count()).select_from(Submission).where(Submission.status.in_(("pending", "running")))
+            )
+            return pending == 0
+
+    try:
+        _wait_for(drained, 240, "the workers to drain the queue")
+    finally:
+        for proc in workers:
+            proc.send_signal(signal.SIGINT)
+        for proc in workers:
+            _, stderr = proc.communicate(timeout=60)
+            assert proc.returncode == 0, stderr.decode()[-2000:]
     with sessions() as session:
         statuses = dict(session.execute(select(Submission.id, Submission.status)).all())
         assert set(statuses) == ids and set(statuses.values()) == {"rejected"}

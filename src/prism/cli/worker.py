@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import threading
 import time
@@ -58,6 +59,9 @@ def worker_command(
         typer.echo(f"processed {worker.drain()} submission(s)")
         return
     stop = threading.Event()
+    # SIGTERM (a deploy, a scale-down): finish the submission in hand, then exit. Ctrl-C stops at
+    # once; the lease then runs out and another worker resumes after the last finished stage.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     try:
         _loop(worker, stop)
     except KeyboardInterrupt:
