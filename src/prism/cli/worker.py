@@ -1,8 +1,7 @@
-"""`prism worker`, `prism up` (API and worker together: the embedded default) and `prism demo`."""
+"""`prism worker` and `prism demo` (PRISM in-process, one submission taken to a score)."""
 
 from __future__ import annotations
 
-import logging
 import signal
 import socket
 import threading
@@ -17,8 +16,6 @@ from prism.logs import configure_logging
 from prism.pipeline.worker import Worker
 from prism.store.db import make_engine, make_session_factory
 from prism.store.migrate import upgrade
-
-log = logging.getLogger(__name__)
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "tiny_transformer"
 
