@@ -18,14 +18,15 @@ from dataclasses import dataclass
 
 from prism.evidence import Evidence
 from prism.intake.project import Project
-from prism.review.static_contract import check_contract
+from prism.review.static_contract import check_contract, contract_view
 from prism.review.static_findings import FileFindings
 from prism.review.static_modules import TORCH_PRIVATE
 from prism.review.static_policy import EXTRA_SHADOWED_NAMES, StaticPolicy
 from prism.review.static_resolve import ProjectModules, module_name_of
 from prism.review.static_source import check_source
+from prism.review.static_state import ProjectState
 from prism.review.static_toplevel import TopLevel, pure_dataclasses
-from prism.review.static_walk import FileWalk, ProjectState
+from prism.review.static_walk import FileWalk
 
 __all__ = ["StaticPolicy", "StaticReport", "review_project"]
 
@@ -67,26 +68,36 @@ def review_project(project: Project, *, policy: StaticPolicy | None = None) -> S
     modules = ProjectModules(list(sources))
     state = ProjectState(policy, modules, TORCH_PRIVATE)
     outs: dict[str, FileFindings] = {}
+    # What the contract check needs of each parsed file; the trees themselves are dropped as
+    # soon as a file is reviewed (holding thirty trees at once costs more than reading them).
     trees: dict[str, ast.Module] = {}
     _check_shadowing(list(sources), policy, outs, sources)
-    walks: list[FileWalk] = []
+    pure: set[str] = set()
+    waiting: list[TopLevel] = []
     for path, text in sources.items():
         out = outs.setdefault(path, FileFindings(path, text))
         tree = check_source(text, out)
         if tree is None:
             continue
-        trees[path] = tree
+        trees[path] = contract_view(tree)
         walk = FileWalk(out, tree, state)
         walk.module_name = module_name_of(path) or ""
-        walk.collect_imports()
-        walks.append(walk)
-    pure = frozenset(name for walk in walks for name in pure_dataclasses(walk))
-    for walk in walks:
         try:
+            walk.collect_imports()
+            pure.update(pure_dataclasses(walk))
             walk.run()
-            TopLevel(walk, pure).run(walk.tree)
+            # A default such as `Settings()` is pure when `Settings` is an inert dataclass,
+            # possibly of a file not read yet: those verdicts wait for `finish`.
+            top = TopLevel(walk, pure, deferring=True)
+            top.run(tree)
+            if top.deferred:
+                waiting.append(top)
         except RecursionError:
-            walk.out.add_at("static.too_complex", 0, 0, "the file nests too deeply to review")
+            out.add_at("static.too_complex", 0, 0, "the file nests too deeply to review")
+        walk.release()
+        del tree
+    for top in waiting:
+        top.finish()
     for out, node, attr in state.private_reads:
         if attr not in state.defined_private:
             out.add("static.attribute.private", node, f"attribute {attr} is private and not defined by the project")

@@ -37,6 +37,15 @@ def _definitions(tree: ast.Module) -> dict[str, list[ast.stmt]]:
     return found
 
 
+def contract_view(tree: ast.Module) -> ast.Module:
+    """The top-level statements that bind a contract name: all `check_contract` reads of a file.
+
+    Keeping only these (not the whole tree) lets the review free each file's tree once read.
+    """
+    bound = {id(stmt) for stmts in _definitions(tree).values() for stmt in stmts}
+    return ast.Module(body=[stmt for stmt in tree.body if id(stmt) in bound], type_ignores=[])
+
+
 def _signature_problem(node: ast.FunctionDef, positional: int) -> str | None:
     args = node.args
     params = [*args.posonlyargs, *args.args]
@@ -111,4 +120,4 @@ def _check_one(
     findings_for(path).add("contract.not_a_function", stmt, f"{name} is re-exported through too many modules")
 
 
-__all__ = ["CONTRACT", "check_contract", "module_name_of"]
+__all__ = ["CONTRACT", "check_contract", "contract_view", "module_name_of"]

@@ -13,6 +13,7 @@ MODULE_ATTRIBUTES: dict[str, dict[str, str]] = {
         "abc": "collections.abc",
     },
     "collections.abc": {},
+    "copy": {},
     "dataclasses": {
         "abc": "abc",
         "builtins": "builtins",

@@ -10,6 +10,7 @@ value through a variable, a parameter or a container does not change the verdict
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,9 @@ STDLIB_MODULES = frozenset(
         "abc",
         "collections",
         "collections.abc",
+        # `copy.deepcopy` of a layer is the ordinary "clones" idiom; its `dispatch_table` (a
+        # global copy hook) is a forbidden attribute and its `types`/`weakref` steps are refused.
+        "copy",
         "dataclasses",
         "enum",
         "functools",
@@ -252,7 +256,7 @@ FORBIDDEN_ATTRIBUTES = frozenset(
             "compiler",
             "onnx",
         ],
-        *["monitor", "cpp", "uuid", "warnings"],
+        *["monitor", "cpp", "uuid", "warnings", "dispatch_table"],
     }
 )
 
@@ -386,6 +390,12 @@ EXTRA_SHADOWED_NAMES = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=16)
+def _union(*parts: frozenset[str]) -> frozenset[str]:
+    """`allowed_modules` is asked on every import and module step: build the union once."""
+    return frozenset().union(*parts)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StaticPolicy:
     stdlib_modules: frozenset[str] = STDLIB_MODULES
@@ -405,7 +415,7 @@ class StaticPolicy:
 
     @property
     def allowed_modules(self) -> frozenset[str]:
-        return self.stdlib_modules | self.torch_modules | self.prism_modules
+        return _union(self.stdlib_modules, self.torch_modules, self.prism_modules)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StaticPolicy:

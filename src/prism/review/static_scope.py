@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from typing import Any
 
 ScopeNode = (
     ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
@@ -43,16 +45,18 @@ _LEAVES = (ast.Constant, ast.MatchSingleton)
 # Per node type, its fields worth visiting, in reverse order (the stack pops them in order).
 _FIELDS: dict[type, tuple[str, ...]] = {}
 # The nodes the rules of `static_walk` look at; every other node is only traversed.
-RULE_NODES = frozenset(
-    {ast.Name, ast.Attribute, ast.Constant, ast.Call, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Assign}
-    | {ast.Module, ast.ClassDef, ast.MatchClass, ast.FunctionDef, ast.AsyncFunctionDef}
-)
+# (`index` queues names, attributes and calls itself, and only those a rule may judge.)
+RULE_NODES = frozenset({ast.Constant, ast.Module, ast.ClassDef, ast.MatchClass, ast.FunctionDef, ast.AsyncFunctionDef})
 _AST = ast.AST
 _LOAD = ast.Load
 _NAME = ast.Name
+_ATTRIBUTE = ast.Attribute
+_CALL = ast.Call
 # What `index` does with a node beyond visiting its fields, as bit flags (one dict lookup).
-_QUEUE, _SWITCH, _SCOPE, _BINDS_NAME, _BINDS_REST, _DECLARES, _CLASS = 1, 2, 4, 8, 16, 32, 64
+_QUEUE, _SWITCH, _SCOPE, _BINDS_NAME, _BINDS_REST, _DECLARES, _CLASS, _LEAF = 1, 2, 4, 8, 16, 32, 64, 128
+_QUEUE_BIG, _QUEUE_REF = 256, 512
 _FLAGS: dict[type, int] = {kind: _QUEUE for kind in RULE_NODES}
+_kind: type
 for _kind in SCOPE_TYPES:
     _FLAGS[_kind] = _FLAGS.get(_kind, 0) | _SCOPE
 for _kind in (ast.ExceptHandler, ast.MatchAs, ast.MatchStar):
@@ -60,6 +64,10 @@ for _kind in (ast.ExceptHandler, ast.MatchAs, ast.MatchStar):
 _FLAGS[ast.ClassDef] |= _BINDS_NAME | _CLASS
 _FLAGS[ast.MatchMapping] = _BINDS_REST
 _FLAGS[ast.Global] = _FLAGS[ast.Nonlocal] = _DECLARES
+_FLAGS[ast.Constant] |= _LEAF
+_FLAGS[ast.Assign] = _QUEUE_REF
+for _kind in (ast.List, ast.Tuple, ast.Set, ast.Dict):
+    _FLAGS[_kind] = _QUEUE_BIG
 
 
 def _fields(kind: type) -> tuple[str, ...]:
@@ -139,9 +147,7 @@ class _Switch:
 _FLAGS[_Switch] = _SWITCH
 
 
-def _enter(
-    node: ast.AST, scope: Scope | None, binder: Scope | None, stack: list[object], scopes: list[Scope]
-) -> None:
+def _enter(node: ast.AST, scope: Scope | None, binder: Scope | None, stack: list[object], scopes: list[Scope]) -> None:
     """Decorators, defaults and annotations run in the enclosing scope; the body in its own.
 
     Only the body (for comprehensions: targets, conditions and inner iterables) binds names in
@@ -184,67 +190,180 @@ def _enter(
     stack.append(_Switch(scope, None))
 
 
-def index(
-    tree: ast.AST, judged: AbstractSet[str], max_length: int
-) -> list[tuple[ast.AST, Scope | None]]:
-    """Every node of `RULE_NODES`, pre-order, with its lookup scope; scopes closed on return.
+def _plan(kind: type) -> tuple[int, tuple[str, ...]]:
+    plan = _PLANS[kind] = (_FLAGS.get(kind, 0), _FIELDS[kind] if kind in _FIELDS else _fields(kind))
+    return plan
 
-    A loaded name is queued only when a rule may look at it: it is in `judged`, longer than
-    `max_length`, or starts with `__` (most names are plain locals that no rule concerns). The walk keeps a lookup scope and a binding scope: the
-    function scope a name bound here is local to, or None at module level, in class bodies and
-    in the parts of a definition evaluated outside its body. Stack entries are nodes, and
-    `_Switch` markers where that context changes.
+
+_PLANS: dict[type, tuple[int, tuple[str, ...]]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Interest:
+    """Which nodes a rule may judge, so that `index` queues only those (most nodes are plain).
+
+    A loaded name is queued when it is in `names` or `imports`, longer than `max_length` or a
+    dunder; as the base of an attribute, an imported name is left to the attribute (which
+    resolves it). An attribute chain is queued whole when its root is in `imports` (only those
+    can denote a module), but for inner links whose name no rule concerns; elsewhere a link
+    is queued when its name is private, in `attributes` or too long, or when it is assigned.
+    A call when its callee is a name or an attribute named in `calls`. A literal list, tuple,
+    set or dict when it has more than `max_elements` elements; an assignment when its value
+    is a chain from an import. The other rule nodes always.
+    """
+
+    names: AbstractSet[str]
+    imports: AbstractSet[str]
+    attributes: AbstractSet[str]
+    calls: AbstractSet[str]
+    max_length: int
+    max_elements: int
+
+
+def _judged_attribute(attr: str, known: dict[str, bool], attributes: AbstractSet[str], max_length: int) -> bool:
+    verdict = known.get(attr)
+    if verdict is None:
+        verdict = known[attr] = attr in attributes or len(attr) > max_length or attr.startswith("_")
+    return verdict
+
+
+def index(tree: ast.AST, interest: Interest) -> list[tuple[ast.AST, Scope | None]]:
+    """The nodes a rule may judge, pre-order, with their lookup scope; scopes closed on return.
+
+    The walk keeps a lookup scope and a binding scope: the function scope a name bound here is
+    local to, or None at module level, in class bodies and in the parts of a definition
+    evaluated outside its body. Stack entries are nodes, and `_Switch` markers where that
+    context changes.
     """
     queue: list[tuple[ast.AST, Scope | None]] = []
     scopes: list[Scope] = []
-    stack: list[object] = [tree]
+    # Nodes, values from lists of mixed fields, and `_Switch` markers: checked by type.
+    stack: list[Any] = [tree]
     scope: Scope | None = None
     binder: Scope | None = None
     pop = stack.pop
     push = stack.append
     extend = stack.extend
     enqueue = queue.append
-    flags_of = _FLAGS
-    fields_of = _FIELDS
+    plans = _PLANS
+    names = interest.names
+    imports = interest.imports
+    attributes = interest.attributes
+    calls = interest.calls
+    max_length = interest.max_length
+    max_elements = interest.max_elements
+    # Whether a loaded name or attribute is queued, per name: the same names recur in a file.
+    queued_names: dict[str, bool] = {}
+    queued_attributes: dict[str, bool] = {}
+    queued_bases: dict[str, bool] = {}
     while stack:
         node = pop()
         kind = type(node)
         if kind is _NAME:
-            if type(node.ctx) is not _LOAD:  # type: ignore[attr-defined]
+            name = node.id
+            if type(node.ctx) is not _LOAD:
                 if binder is not None:
-                    binder.bound.add(node.id)  # type: ignore[attr-defined]
-                enqueue((node, scope))  # type: ignore[arg-type]
-            else:
-                name = node.id  # type: ignore[attr-defined]
-                if name in judged or len(name) > max_length or name[:2] == "__":
-                    enqueue((node, scope))  # type: ignore[arg-type]
+                    binder.bound.add(name)
+                # A store is judged at module level, when private (the project defines it) or long.
+                if scope is None or name.startswith("_") or len(name) > max_length:
+                    enqueue((node, scope))
+                continue
+            verdict = queued_names.get(name)
+            if verdict is None:
+                verdict = queued_names[name] = (
+                    name in names or name in imports or len(name) > max_length or name.startswith("__")
+                )
+            if verdict:
+                enqueue((node, scope))
             continue
-        flags = flags_of.get(kind, 0)
+        if kind is _ATTRIBUTE:
+            # The whole chain `root.a.b` at once, outermost link first (pre-order).
+            links = [node]
+            root = node.value
+            while type(root) is _ATTRIBUTE:
+                links.append(root)
+                root = root.value
+            base_name = type(root) is _NAME
+            name_queued = False
+            if base_name:
+                name = root.id
+                verdict = queued_bases.get(name)
+                if verdict is None:
+                    verdict = queued_bases[name] = name in names or len(name) > max_length or name.startswith("__")
+                name_queued = verdict
+            if base_name and root.id in imports:
+                # Only a chain from an import can denote a module or library member: its
+                # outermost link resolves it all. An inner link adds nothing unless its own name
+                # is judged; but then every link above it is queued too, since each link marks
+                # the one below as a legitimate attribute base.
+                deepest = len(links) if name_queued else 0
+                for position in range(len(links) - 1, deepest - 1, -1):
+                    if _judged_attribute(links[position].attr, queued_attributes, attributes, max_length):
+                        deepest = position
+                        break
+                for link in links[: deepest + 1]:
+                    enqueue((link, scope))
+            else:
+                # Elsewhere an attribute is judged by its name alone, or when it is assigned.
+                if type(node.ctx) is not _LOAD:
+                    enqueue((node, scope))
+                    links_to_judge = links[1:]
+                else:
+                    links_to_judge = links
+                for link in links_to_judge:
+                    if _judged_attribute(link.attr, queued_attributes, attributes, max_length):
+                        enqueue((link, scope))
+            if not base_name:
+                push(root)
+            elif name_queued:
+                enqueue((root, scope))
+            continue
+        if kind is _CALL:
+            func = node.func
+            callee = type(func)
+            if (callee is _NAME and func.id in calls) or (callee is _ATTRIBUTE and func.attr in calls):
+                enqueue((node, scope))
+        try:
+            flags, fields = plans[kind]
+        except KeyError:
+            flags, fields = _plan(kind)
         if flags:
             if flags & _QUEUE:
-                enqueue((node, scope))  # type: ignore[arg-type]
+                enqueue((node, scope))
+                if flags & _LEAF:
+                    continue
+            elif flags & _QUEUE_BIG:
+                if len(node.keys if kind is ast.Dict else node.elts) > max_elements:
+                    enqueue((node, scope))
+            elif flags & _QUEUE_REF:
+                # An assignment matters only when it may alias a library member (`L = nn.Linear`).
+                root = node.value
+                while type(root) is _ATTRIBUTE:
+                    root = root.value
+                if type(root) is _NAME and root.id in imports:
+                    enqueue((node, scope))
             if flags & _SWITCH:
-                scope, binder = node.scope, node.binder  # type: ignore[attr-defined]
+                scope, binder = node.scope, node.binder
                 continue
             if flags & _SCOPE:
                 if binder is not None and (kind is ast.FunctionDef or kind is ast.AsyncFunctionDef):
-                    binder.bound.add(node.name)  # type: ignore[attr-defined]
-                _enter(node, scope, binder, stack, scopes)  # type: ignore[arg-type]
+                    binder.bound.add(node.name)
+                _enter(node, scope, binder, stack, scopes)
                 continue
             if binder is not None:
-                if flags & _BINDS_NAME and node.name:  # type: ignore[attr-defined]
-                    binder.bound.add(node.name)  # type: ignore[attr-defined]
-                elif flags & _BINDS_REST and node.rest:  # type: ignore[attr-defined]
-                    binder.bound.add(node.rest)  # type: ignore[attr-defined]
+                if flags & _BINDS_NAME and node.name:
+                    binder.bound.add(node.name)
+                elif flags & _BINDS_REST and node.rest:
+                    binder.bound.add(node.rest)
                 elif flags & _DECLARES:
-                    binder.declared.update(node.names)  # type: ignore[attr-defined]
+                    binder.declared.update(node.names)
                 if flags & _CLASS:
                     # A class body binds class attributes, not function locals.
                     push(_Switch(scope, binder))
                     binder = None
         # Children pushed in reverse, so that they are popped in field order. Lists may hold a
         # None (`{**d}` keys) or a string (`kwd_attrs`): popped, those have no fields to visit.
-        for field in fields_of[kind] if kind in fields_of else _fields(kind):
+        for field in fields:
             value = getattr(node, field)
             if type(value) is list:
                 extend(value[::-1])

@@ -24,7 +24,7 @@ _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 
 def check_source(text: str, out: FileFindings) -> ast.Module | None:
     """Source-level rules, then the parse. Returns None when the file does not parse."""
-    for number, line in enumerate(text.splitlines()[:2], start=1):
+    for number, line in enumerate(_first_lines(text, 2), start=1):
         match = _COOKIE.match(line)
         if match and match.group(1).lower().replace(" ", "") not in _UTF8_NAMES:
             out.add_at(
@@ -45,6 +45,22 @@ def check_source(text: str, out: FileFindings) -> ast.Module | None:
         lineno = getattr(exc, "lineno", None) or 0
         out.add_at("static.syntax_error", int(lineno), 0, f"the file does not parse: {type(exc).__name__}: {exc}"[:300])
         return None
+
+
+def _first_lines(text: str, count: int) -> list[str]:
+    """`text.splitlines()[:count]` without splitting the whole file (only the cookie lines matter).
+
+    A prefix holding more than `count` lines has the same first `count` lines as the text: each
+    of them ends at a break inside the prefix (a break cut in two, `\r` of `\r\n`, can only
+    end the prefix's last line).
+    """
+    size = 512
+    while size < len(text):
+        lines = text[:size].splitlines()
+        if len(lines) > count:
+            return lines[:count]
+        size *= 8
+    return text.splitlines()[:count]
 
 
 def _check_unicode(text: str, out: FileFindings) -> None:

@@ -11,6 +11,7 @@ are left to the other rules.
 from __future__ import annotations
 
 import ast
+from collections.abc import Set as AbstractSet
 
 from prism.review.static_scope import children
 from prism.review.static_walk import FileWalk
@@ -77,6 +78,10 @@ def _contains(node: ast.AST, kinds: frozenset[type]) -> bool:
     return False
 
 
+class _Deferred(Exception):
+    """A call's purity depends on a project class whose file is not read yet."""
+
+
 def _is_docstring_like(stmt: ast.stmt) -> bool:
     return (
         isinstance(stmt, ast.Expr)
@@ -86,10 +91,16 @@ def _is_docstring_like(stmt: ast.stmt) -> bool:
 
 
 class TopLevel:
-    def __init__(self, walk: FileWalk, pure_classes: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, walk: FileWalk, pure_classes: AbstractSet[str] = frozenset(), *, deferring: bool = False
+    ) -> None:
+        """`pure_classes` may still be filling up (files are reviewed one at a time): with
+        `deferring`, an expression whose verdict hangs on a project class not yet known pure
+        is kept, and `finish` judges it once every file has been read."""
         self.walk = walk
         self.out = walk.out
         self.pure_classes = pure_classes
+        self.deferred: list[tuple[ast.expr, str, bool]] | None = [] if deferring else None
 
     def run(self, tree: ast.Module) -> None:
         for stmt in tree.body:
@@ -253,19 +264,36 @@ class TopLevel:
 
     # ---- expressions evaluated at import -----------------------------------------------------
     def _annotation(self, node: ast.expr) -> None:
-        kind = type(node)
-        if kind is ast.Name or kind is ast.Constant or (kind is ast.Attribute and type(node.value) is ast.Name):  # type: ignore[attr-defined]
+        if isinstance(node, ast.Name | ast.Constant) or (
+            isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+        ):
             return  # `int`, `"Tensor"`, `nn.Module`: nothing below to check
         pending: list[ast.AST] = [node]
         while pending:
             sub = pending.pop()
-            kind = type(sub)
-            if kind not in _PLAIN_ANNOTATIONS and not (kind is ast.BinOp and type(sub.op) is ast.BitOr):  # type: ignore[attr-defined]
+            if type(sub) not in _PLAIN_ANNOTATIONS and not (
+                isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.BitOr)
+            ):
                 self.out.add("static.annotation", node, "an annotation may only name types; it is evaluated at import")
                 return
             pending.extend(children(sub))
 
+    def finish(self) -> None:
+        """Judge the deferred expressions, now that `pure_classes` is complete."""
+        deferred, self.deferred = self.deferred or [], None
+        for node, where, calls in deferred:
+            self._expr(node, where, calls=calls)
+
     def _expr(self, node: ast.expr, where: str, *, calls: bool = True) -> None:
+        try:
+            self._expr_now(node, where, calls=calls)
+        except _Deferred:
+            assert self.deferred is not None
+            self.deferred.append((node, where, calls))
+
+    def _expr_now(self, node: ast.expr, where: str, *, calls: bool) -> None:
+        # A finding ends the walk of the expression, so a deferred one has none yet: judged
+        # again from the start, it gives exactly what judging it once at the end would.
         pending: list[ast.AST] = [node]
         while pending:
             sub = pending.pop()
@@ -293,7 +321,11 @@ class TopLevel:
         if ref is None:
             return False
         if ref.kind == "project_member":
-            return ref.path in self.pure_classes
+            if ref.path in self.pure_classes:
+                return True
+            if self.deferred is not None:
+                raise _Deferred  # that class's file may not have been read yet
+            return False
         return ref.is_library and (ref.path in PURE_LIBRARY_CALLS or ref.path.startswith("math."))
 
 

@@ -1,16 +1,16 @@
 """The per-file walk: imports, names, attributes, calls, format strings, literals, monkeypatching.
 
-One pre-order walk over the whole tree with the function scope of every node, so that a name is
-judged as what Python will look it up as (a builtin, an import, or a local). Parents are seen
-before children: a node that is legitimately used (the `getattr` of a vetted call, the module
-under an attribute) is marked by its parent before the walk reaches it.
+`static_scope.index` walks the tree once and queues, pre-order, the nodes a rule may judge with
+the function scope of each, so that a name is judged as what Python will look it up as (a
+builtin, an import, or a local). Parents are seen before children: a node that is legitimately
+used (the `getattr` of a vetted call, the module under an attribute) is marked by its parent
+before the rules reach it.
 """
 
 from __future__ import annotations
 
 import ast
 import re
-import string
 
 from prism.review.static_findings import FileFindings
 from prism.review.static_policy import (
@@ -20,17 +20,12 @@ from prism.review.static_policy import (
     ALLOWED_PRIVATE_ATTRIBUTES,
     FORBIDDEN_NAMES,
     REFLECTIVE_CALLS,
-    StaticPolicy,
 )
-from prism.review.static_resolve import Denied, ProjectModules, Ref, import_module, step
-from prism.review.static_scope import Scope, index
+from prism.review.static_resolve import Denied, Ref, import_module
+from prism.review.static_scope import Interest, Scope, index
+from prism.review.static_state import FORMAT_METHODS, ProjectState, import_statements, plain_fields, safe_prefix
 
-# Private names of torch internals that no project may read, even having defined them itself.
-_TORCH_INTERNALS = frozenset(
-    {"_C", "_dynamo", "_inductor", "_ops", "_classes", "_utils", "_jit_internal", "_import_dotted_name"}
-)
 _BLOB = re.compile(r"[A-Za-z0-9+/=_\-]+")
-_FORMATTER = string.Formatter()
 _NAME = ast.Name
 _LOAD = ast.Load
 _ATTRIBUTE = ast.Attribute
@@ -38,33 +33,15 @@ _CONSTANT = ast.Constant
 _CALL = ast.Call
 _ASSIGN = ast.Assign
 _COLLECTIONS = frozenset({ast.List, ast.Tuple, ast.Set, ast.Dict})
+_EMPTY_MODULE = ast.Module(body=[], type_ignores=[])
+_UNKNOWN = object()
+_MODULE_KINDS = ("module", "project_module")
+# Callees `_on_call` has a rule for: reflective builtins, `type(...)`, `.format`, `.type(...)`.
+_JUDGED_CALLS = REFLECTIVE_CALLS | {"type"} | FORMAT_METHODS
 
 
 def _dunder(name: str) -> bool:
     return len(name) > 4 and name.startswith("__") and name.endswith("__")
-
-
-class ProjectState:
-    """What one file's walk leaves for the project-wide checks that run after every file."""
-
-    def __init__(self, policy: StaticPolicy, modules: ProjectModules, torch_private: frozenset[str]) -> None:
-        self.policy = policy
-        self.modules = modules
-        self.torch_private = torch_private | _TORCH_INTERNALS
-        self.defined_private: set[str] = set()
-        self.private_reads: list[tuple[FileFindings, ast.AST, str]] = []
-        # (file, node, project module, name): `name` must not be a module that file imported.
-        self.reexports: list[tuple[FileFindings, ast.AST, str, str]] = []
-        self.module_imports: dict[str, set[str]] = {}
-        self._steps: dict[tuple[str, str], Ref | Denied] = {}
-
-    def step(self, path: str, attr: str) -> Ref | Denied:
-        """`static_resolve.step`, memoized: the same few library members recur in every file."""
-        key = (path, attr)
-        result = self._steps.get(key)
-        if result is None:
-            result = self._steps[key] = step(self.policy, path, attr)
-        return result
 
 
 class FileWalk:
@@ -83,12 +60,16 @@ class FileWalk:
         self._text_bytes = 0
         self.module_name = ""
 
+    def release(self) -> None:
+        """Drop the tree once the file is reviewed; what the project-wide checks need is kept."""
+        self.tree = _EMPTY_MODULE
+
     # ---- imports -------------------------------------------------------------------------
     def collect_imports(self) -> None:
         """Bind every imported name first: a use may precede its import in source order."""
-        for node in _statements(self.tree.body):
+        for node in import_statements(self.tree.body):
             if type(node) is ast.Import:
-                self._import(node)  # type: ignore[arg-type]
+                self._import(node)
             else:
                 self._import_from(node)  # type: ignore[arg-type]
         mods = {name for name, ref in self.imports.items() if ref.is_module}
@@ -146,45 +127,43 @@ class FileWalk:
     # ---- resolution ----------------------------------------------------------------------
     def resolve(self, node: ast.expr, scope: Scope | None) -> Ref | None:
         """What a Name/Attribute chain denotes when it starts at an import; None otherwise."""
-        key = id(node)
-        if key in self._refs:
-            return self._refs[key]
+        known = self._refs.get(id(node), _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known  # type: ignore[return-value]
         root = node
         while type(root) is _ATTRIBUTE:
-            root = root.value  # type: ignore[attr-defined]
-        if type(root) is not _NAME or root.id not in self.imports:  # type: ignore[attr-defined]
+            root = root.value
+        if type(root) is not _NAME or root.id not in self.imports:
             return None  # no chain that starts elsewhere denotes a module or library member
+        refs = self._refs
         chain: list[ast.Attribute] = []
         cursor: ast.expr = node
-        while isinstance(cursor, ast.Attribute) and id(cursor) not in self._refs:
+        while isinstance(cursor, ast.Attribute) and id(cursor) not in refs:
             chain.append(cursor)
             cursor = cursor.value
         if isinstance(cursor, ast.Name):
-            ref = self._name_ref(cursor, scope)
-            self._refs[id(cursor)] = ref
+            # The import, unless a function scope binds the name locally.
+            ref = None if scope is not None and scope.binds(cursor.id) else self.imports.get(cursor.id)
+            refs[id(cursor)] = ref
         elif isinstance(cursor, ast.Attribute):
-            ref = self._refs[id(cursor)]
+            ref = refs[id(cursor)]
         else:
             ref = None
         for link in reversed(chain):
-            ref = self._step(link, ref)
-            self._refs[id(link)] = ref
-        return ref
-
-    def _name_ref(self, node: ast.Name, scope: Scope | None) -> Ref | None:
-        ref = self.imports.get(node.id)
-        if ref is None or (scope is not None and scope.binds(node.id)):
-            return None
+            ref = refs[id(link)] = self._step(link, ref)
         return ref
 
     def _step(self, node: ast.Attribute, base: Ref | None) -> Ref | None:
         if base is None:
             return None
         if base.kind == "module":
-            private = node.attr.startswith("_") and not _dunder(node.attr)
-            if not private and self._attr_name(node.attr, node):
-                return None
-            result = self.state.step(base.path, node.attr)
+            attr = node.attr
+            # `_attr_name` has nothing to say about a public name outside the refused set.
+            if attr.startswith("_") or attr in self.policy.forbidden_attributes:
+                private = attr.startswith("_") and not _dunder(attr)
+                if not private and self._attr_name(attr, node):
+                    return None
+            result = self.state.step(base.path, attr)
             if isinstance(result, Denied):
                 self.out.add(result.rule_id, node, result.explanation)
                 return None
@@ -261,8 +240,15 @@ class FileWalk:
         attr = node.attr
         if len(attr) > self.policy.max_identifier_length:
             self._long_identifier(attr, node)
-        self._bases.add(id(node.value))
-        base = self.resolve(node.value, scope)
+        value = node.value
+        root = value
+        while type(root) is _ATTRIBUTE:
+            root = root.value
+        if type(root) is _NAME and root.id in self.imports:
+            self._bases.add(id(value))
+            base = self.resolve(value, scope)
+        else:
+            base = None  # `self.linear`, `x.shape`, `f().y`: no module or library member below
         if type(node.ctx) is _LOAD:
             if (attr == "format" or attr == "format_map") and id(node) not in self._vetted:
                 self.out.add("static.format_string", node, "str.format is allowed only on a literal template")
@@ -274,8 +260,12 @@ class FileWalk:
                 return
             if base.kind != "module":
                 self._attr_name(attr, node)
-            ref = self.resolve(node, scope)
-            if ref is not None and ref.is_module and id(node) not in self._bases:
+            known = self._refs.get(id(node), _UNKNOWN)
+            if known is _UNKNOWN:  # `resolve(node)`, one step on from the base just resolved
+                ref = self._refs[id(node)] = self._step(node, base)
+            else:
+                ref = known  # type: ignore[assignment]
+            if ref is not None and ref.kind in _MODULE_KINDS and id(node) not in self._bases:
                 self.out.add("static.module.value", node, f"module {ref.path} may only be used as an attribute base")
             return
         if node.attr.startswith("_"):
@@ -341,7 +331,7 @@ class FileWalk:
                 if isinstance(result, Denied):
                     self.out.add(result.rule_id, node, result.explanation)
                     return
-        elif not self._safe_prefix(attr) or (ref is not None and ref.is_module):
+        elif not safe_prefix(attr, self.policy.forbidden_attributes) or (ref is not None and ref.is_module):
             self.out.add(
                 "static.reflection.computed",
                 node,
@@ -351,24 +341,12 @@ class FileWalk:
         if name in ("setattr", "delattr") and self._patches(target, ref):
             self.out.add("static.monkeypatch", node, f"{name} on an imported module or library class")
 
-    def _safe_prefix(self, attr: ast.expr) -> bool:
-        """`f"layer_{i}"`: a literal lead that no refused or private name starts with."""
-        if not isinstance(attr, ast.JoinedStr) or not attr.values:
-            return False
-        lead = attr.values[0]
-        if not isinstance(lead, ast.Constant) or not isinstance(lead.value, str):
-            return False
-        prefix = lead.value
-        if len(prefix) < 2 or not prefix.isidentifier() or prefix.startswith("_"):
-            return False
-        return not any(name.startswith(prefix) for name in self.policy.forbidden_attributes)
-
     def _format(self, node: ast.Call, func: ast.Attribute) -> None:
         template = func.value
         if not (isinstance(template, ast.Constant) and isinstance(template.value, str)):
             self.out.add("static.format_string", node, "str.format on a computed template can walk attributes")
             return
-        if not _plain_fields(template.value):
+        if not plain_fields(template.value):
             self.out.add("static.format_string", node, "format field with attribute or index access ('{0.__class__}')")
 
     def _tensor_type(self, node: ast.Call, scope: Scope | None) -> None:
@@ -390,7 +368,8 @@ class FileWalk:
         if isinstance(value, str | bytes):
             if id(node) in self.docstrings:
                 return
-            size = len(value.encode("utf-8")) if isinstance(value, str) else len(value)
+            ascii_text = isinstance(value, str) and value.isascii()
+            size = len(value.encode("utf-8")) if isinstance(value, str) and not ascii_text else len(value)
             before = self._text_bytes
             self._text_bytes += size
             if before <= policy.max_file_literal_bytes < self._text_bytes:
@@ -445,9 +424,13 @@ class FileWalk:
                 self.out.add("static.dunder_definition", item, f"defining {name} hooks into the interpreter")
 
     def _on_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        self._long_identifier(node.name, node)
-        for arg in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs):
-            self._long_identifier(arg.arg, arg)
+        limit = self.policy.max_identifier_length
+        if len(node.name) > limit:
+            self._long_identifier(node.name, node)
+        args = node.args
+        for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs):
+            if len(arg.arg) > limit:
+                self._long_identifier(arg.arg, arg)
         if node.name.startswith("_"):
             self.state.defined_private.add(node.name)
 
@@ -455,43 +438,46 @@ class FileWalk:
         for attr in node.kwd_attrs:
             self._attr_name(attr, node)
 
-    def _on_assign(self, node: ast.Assign) -> None:
-        """Track `L = nn.Linear` so that `L.forward = f` is still seen as monkeypatching."""
-        if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            value = node.value
-            if isinstance(value, ast.Name | ast.Attribute):
-                ref = self._refs.get(id(value))
-                if ref is not None and ref.is_library:
-                    self.aliases[node.targets[0].id] = ref
+    def _on_assign(self, node: ast.Assign, scope: Scope | None) -> None:
+        """Track `L = nn.Linear` so that `L.forward = f` is still seen as monkeypatching.
+
+        The value is resolved here, before the walk reaches it, so that its reference is known.
+        """
+        value = node.value
+        if isinstance(value, ast.Name | ast.Attribute):
+            ref = self.resolve(value, scope)
+            target = node.targets[0]
+            if len(node.targets) == 1 and isinstance(target, ast.Name) and ref is not None and ref.is_library:
+                self.aliases[target.id] = ref
 
     # ---- the walk ------------------------------------------------------------------------
     def run(self) -> None:
         """The rules over `index`'s queue; `collect_imports` must have run (for every file first)."""
-        # A loaded name that is no import and no refused or reflective builtin needs no lookup;
-        # only its length and dunder rules apply, and those are cheap to pre-check.
-        special = self.imports.keys() | FORBIDDEN_NAMES | REFLECTIVE_CALLS
-        max_identifier = self.policy.max_identifier_length
-        queue = index(self.tree, special, max_identifier)
-        for node, scope in queue:
+        max_numbers = self.policy.max_file_literal_numbers
+        interest = Interest(
+            names=FORBIDDEN_NAMES | REFLECTIVE_CALLS,
+            imports=self.imports.keys(),
+            attributes=self.state.judged_attributes,
+            calls=_JUDGED_CALLS,
+            max_length=self.policy.max_identifier_length,
+            max_elements=self.policy.max_literal_elements,
+        )
+        for node, scope in index(self.tree, interest):
             kind = type(node)
             if kind is _NAME:
-                name = node.id  # type: ignore[attr-defined]
-                if name in special or type(node.ctx) is not _LOAD:  # type: ignore[attr-defined]
-                    self._on_name(node, scope)  # type: ignore[arg-type]
-                    continue
-                if len(name) > max_identifier:
-                    self._long_identifier(name, node)
-                if name[:2] == "__" and _dunder(name) and name not in ALLOWED_DUNDER_NAMES:
-                    self.out.add("static.name.dunder", node, f"name {name} reaches interpreter internals")
+                self._on_name(node, scope)  # type: ignore[arg-type]
             elif kind is _ATTRIBUTE:
                 self._on_attribute(node, scope)  # type: ignore[arg-type]
             elif kind is _CONSTANT:
-                self._on_constant(node)  # type: ignore[arg-type]
+                number = type(node.value)  # type: ignore[attr-defined]
+                if (number is int or number is float or number is complex) and self._numbers < max_numbers:
+                    self._numbers += 1  # the common case, inline: a number under the file's budget
+                else:
+                    self._on_constant(node)  # type: ignore[arg-type]
             elif kind is _CALL:
                 self._on_call(node, scope)  # type: ignore[arg-type]
             elif kind is _ASSIGN:
-                # Resolve the value first so that `_on_assign` sees its reference.
-                self._resolve_value(node, scope)  # type: ignore[arg-type]
+                self._on_assign(node, scope)  # type: ignore[arg-type]
             elif kind in _COLLECTIONS:
                 self._on_collection(node)  # type: ignore[arg-type]
             elif kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
@@ -509,63 +495,3 @@ class FileWalk:
         first = body[0] if body else None
         if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
             self.docstrings.add(id(first.value))
-
-    def _resolve_value(self, node: ast.Assign, scope: Scope | None) -> None:
-        if isinstance(node.value, ast.Name | ast.Attribute):
-            self.resolve(node.value, scope)
-        self._on_assign(node)
-
-
-_IMPORTS = (ast.Import, ast.ImportFrom)
-# Per statement type, its fields that hold statements (None: a simple statement).
-_BLOCKS: dict[type, tuple[str, ...] | None] = {}
-
-
-def _blocks(kind: type) -> tuple[str, ...] | None:
-    fields = tuple(f for f in ("body", "orelse", "finalbody", "handlers", "cases") if f in kind._fields)
-    _BLOCKS[kind] = fields or None
-    return fields or None
-
-
-def _statements(body: list[ast.stmt]) -> list[ast.stmt]:
-    """Every import statement, nested ones included, without visiting expressions.
-
-    The order (handlers and else-blocks before the body they follow) decides which of two
-    imports binding one name wins, and is kept as it has always been.
-    """
-    found: list[ast.stmt] = []
-    pending = list(reversed(body))
-    while pending:
-        stmt = pending.pop()
-        kind = type(stmt)
-        fields = _BLOCKS[kind] if kind in _BLOCKS else _blocks(kind)
-        if fields is None:
-            if kind in _IMPORTS:
-                found.append(stmt)
-            continue
-        for field in fields:
-            inner = getattr(stmt, field)
-            if not inner:
-                continue
-            if field == "handlers" or field == "cases":
-                for block in inner:
-                    pending.extend(reversed(block.body))
-            else:
-                pending.extend(reversed(inner))
-    return found
-
-
-def _plain_fields(template: str, depth: int = 0) -> bool:
-    """True when no replacement field in the template reads an attribute or an index."""
-    if depth > 2:
-        return False
-    try:
-        parsed = list(_FORMATTER.parse(template))
-    except ValueError:
-        return False
-    for _, field, spec, _ in parsed:
-        if field is not None and ("." in field or "[" in field):
-            return False
-        if spec and "{" in spec and not _plain_fields(spec, depth + 1):
-            return False
-    return True

@@ -1,0 +1,111 @@
+"""What the per-file walks share: project-wide state, and rules on import statements, format
+templates and computed attribute names that need no walk state."""
+
+from __future__ import annotations
+
+import ast
+import string
+
+from prism.review.static_findings import FileFindings
+from prism.review.static_policy import StaticPolicy
+from prism.review.static_resolve import Denied, ProjectModules, Ref, step
+
+# Private names of torch internals that no project may read, even having defined them itself.
+_TORCH_INTERNALS = frozenset(
+    {"_C", "_dynamo", "_inductor", "_ops", "_classes", "_utils", "_jit_internal", "_import_dotted_name"}
+)
+FORMAT_METHODS = frozenset({"format", "format_map"})
+_FORMATTER = string.Formatter()
+
+
+class ProjectState:
+    """What one file's walk leaves for the project-wide checks that run after every file."""
+
+    def __init__(self, policy: StaticPolicy, modules: ProjectModules, torch_private: frozenset[str]) -> None:
+        self.policy = policy
+        self.modules = modules
+        self.torch_private = torch_private | _TORCH_INTERNALS
+        self.defined_private: set[str] = set()
+        self.private_reads: list[tuple[FileFindings, ast.AST, str]] = []
+        # (file, node, project module, name): `name` must not be a module that file imported.
+        self.reexports: list[tuple[FileFindings, ast.AST, str, str]] = []
+        self.module_imports: dict[str, set[str]] = {}
+        self._steps: dict[tuple[str, str], Ref | Denied] = {}
+        # Attribute names with a rule of their own (besides private ones, which all have).
+        self.judged_attributes = policy.forbidden_attributes | FORMAT_METHODS
+
+    def step(self, path: str, attr: str) -> Ref | Denied:
+        """`static_resolve.step`, memoized: the same few library members recur in every file."""
+        key = (path, attr)
+        result = self._steps.get(key)
+        if result is None:
+            result = self._steps[key] = step(self.policy, path, attr)
+        return result
+
+
+_IMPORTS = (ast.Import, ast.ImportFrom)
+# Per statement type, its fields that hold statements (None: a simple statement).
+_BLOCKS: dict[type, tuple[str, ...] | None] = {}
+
+
+def _blocks(kind: type) -> tuple[str, ...] | None:
+    fields = tuple(f for f in ("body", "orelse", "finalbody", "handlers", "cases") if f in getattr(kind, "_fields", ()))
+    _BLOCKS[kind] = fields or None
+    return fields or None
+
+
+def import_statements(body: list[ast.stmt]) -> list[ast.stmt]:
+    """Every import statement, nested ones included, without visiting expressions.
+
+    The order (handlers and else-blocks before the body they follow) decides which of two
+    imports binding one name wins, and is kept as it has always been.
+    """
+    found: list[ast.stmt] = []
+    pending = list(reversed(body))
+    while pending:
+        stmt = pending.pop()
+        kind = type(stmt)
+        fields = _BLOCKS[kind] if kind in _BLOCKS else _blocks(kind)
+        if fields is None:
+            if kind in _IMPORTS:
+                found.append(stmt)
+            continue
+        for field in fields:
+            inner = getattr(stmt, field)
+            if not inner:
+                continue
+            if field == "handlers" or field == "cases":
+                for block in inner:
+                    pending.extend(reversed(block.body))
+            else:
+                pending.extend(reversed(inner))
+    return found
+
+
+def plain_fields(template: str, depth: int = 0) -> bool:
+    """True when no replacement field in the template reads an attribute or an index."""
+    if depth > 2:
+        return False
+    try:
+        parsed = list(_FORMATTER.parse(template))
+    except ValueError:
+        return False
+    for _, field, spec, _ in parsed:
+        if field is not None and ("." in field or "[" in field):
+            return False
+        if spec and "{" in spec and not plain_fields(spec, depth + 1):
+            return False
+    return True
+
+
+def safe_prefix(attr: ast.expr, forbidden: frozenset[str]) -> bool:
+    """`f"layer_{i}"`: a literal lead that no refused or private name starts with."""
+    if not isinstance(attr, ast.JoinedStr) or not attr.values:
+        return False
+    lead = attr.values[0]
+    if not isinstance(lead, ast.Constant) or not isinstance(lead.value, str):
+        return False
+    prefix = lead.value
+    if len(prefix) < 2 or not prefix.isidentifier() or prefix.startswith("_"):
+        return False
+    return not any(name.startswith(prefix) for name in forbidden)
