@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import threading
@@ -17,6 +18,7 @@ from prism.pipeline.worker import Worker
 from prism.store.db import make_engine, make_session_factory
 from prism.store.migrate import upgrade
 
+log = logging.getLogger(__name__)
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "tiny_transformer"
 
 
@@ -27,8 +29,17 @@ def _worker(settings: Settings) -> Worker:
 
 
 def _loop(worker: Worker, stop: threading.Event) -> None:
+    failures = 0
     while not stop.is_set():
-        if worker.run_once() is None:
+        try:
+            idle = worker.run_once() is None
+            failures = 0
+        except Exception:
+            failures += 1
+            log.exception("worker loop failed; retrying")
+            stop.wait(min(60.0, worker.settings.worker_poll_seconds * 2**failures))
+            continue
+        if idle:
             stop.wait(worker.settings.worker_poll_seconds)
 
 

@@ -98,7 +98,12 @@ class Worker:
     # -- one submission ----------------------------------------------------------------------
 
     def _run(self, claim: Claim) -> None:
-        context = self._context(claim)
+        try:
+            context = self._context(claim)
+        except ConfigError as exc:
+            # An invalid runtime config fails closed: nothing runs until an operator fixes it.
+            self._infra_fault(claim, "setup", str(exc))
+            return
         if context is None:
             return
         done = self._done_stages(claim.submission_id)
