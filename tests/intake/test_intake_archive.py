@@ -45,6 +45,20 @@ def test_zip_becomes_project_with_config() -> None:
     assert dict(project.config.claims) == {"params": 12, "ok": True}
 
 
+def test_a_zipped_project_folder_is_that_project() -> None:
+    data = zip_of({"proj/": b"", "proj/model.py": MODEL, "proj/prism.yaml": "name: p\n", "proj/lib/x.py": "X = 1\n"})
+    project = read_project(data, "upload.zip", limits=IntakeLimits())
+    assert set(project.files) == {"model.py", "prism.yaml", "lib/x.py"}
+    assert project.config.name == "p"
+
+
+def test_two_top_level_folders_keep_their_paths() -> None:
+    data = zip_of({"a/model.py": MODEL, "b/util.py": "X = 1\n"})
+    with pytest.raises(IntakeRejected) as caught:
+        read_project(data, "upload.zip", limits=IntakeLimits())
+    assert caught.value.reason_code == "project.entrypoint_missing"
+
+
 def test_single_py_is_model_py_and_bom_is_dropped() -> None:
     project = read_project(b"\xef\xbb\xbf" + MODEL.encode(), "anything.py", limits=IntakeLimits())
     assert dict(project.files) == {"model.py": MODEL}

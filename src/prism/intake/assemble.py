@@ -43,12 +43,25 @@ def decode_text(path: str, data: bytes) -> str:
         ) from exc
 
 
+def strip_common_folder(files: dict[str, str]) -> dict[str, str]:
+    """A ZIP of the project's folder (`proj/model.py`, `proj/prism.yaml`) is that project.
+
+    Zipping a folder, or downloading a repository as a ZIP, puts every file under one top-level
+    folder. When every file is below the same single folder, that folder is dropped; anything
+    else keeps its paths as they are (an entrypoint not at the root is then refused as missing).
+    """
+    tops = {path.split("/", 1)[0] for path in files}
+    if len(tops) != 1 or any("/" not in path for path in files):
+        return files
+    return {path.split("/", 1)[1]: text for path, text in files.items()}
+
+
 def assemble(entries: Sequence[tuple[str, bytes]], dirs: Sequence[str], limits: IntakeLimits) -> Project:
     """Entries are (normalized path, bytes) already within size limits; names are checked again here."""
     if not entries:
         raise reject("archive.empty", "the upload holds no files")
     check_unique((p for p, _ in entries), dirs)
-    files = {path: decode_text(path, data) for path, data in entries}
+    files = strip_common_folder({path: decode_text(path, data) for path, data in entries})
     config = ProjectConfig()
     if CONFIG_NAME in files:
         config = parse_project_config(files[CONFIG_NAME], limits=limits)
