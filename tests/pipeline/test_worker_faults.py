@@ -55,3 +55,22 @@ def test_invalid_runtime_config_fails_closed(worker_settings: Settings, worker_s
     row = _status(worker_sessions, sid)
     assert row.status == "failed" and "invalid runtime config" in (row.reason or "")
     assert row.stage is None  # nothing ran under a config nobody can vouch for
+
+
+def test_a_copy_checked_before_its_original_still_finds_it(
+    worker_settings: Settings, worker_sessions: sessionmaker[Session]
+) -> None:
+    """Two workers can reach a copy's source check first; the original is fingerprinted then."""
+    from datetime import timedelta
+
+    from prism.store.base import utcnow
+
+    original = _enqueue(worker_sessions, HOTKEYS["alice"], project_zip(example_files()))
+    copy = _enqueue(worker_sessions, HOTKEYS["bob"], project_zip(example_files()))
+    with worker_sessions() as session, session.begin():
+        row = session.get(Submission, original)
+        assert row is not None
+        row.next_attempt_at = utcnow() + timedelta(hours=1)  # another worker will get to it later
+    assert Worker(worker_settings, worker_sessions, sandbox_factory=_no_sandbox).run_once() == copy
+    row = _status(worker_sessions, copy)
+    assert (row.status, row.reason_code) == ("rejected", "duplicate.exact_source")

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from prism.api.auth import require_internal
 from prism.api.bodies import SubmissionBody, parse_submission, read_limited
@@ -94,8 +95,15 @@ def _created(
     origin: str,
     actor: str,
     extra: dict[str, Any],
+    nonce: str | None = None,
 ) -> JSONResponse:
+    """Store one submission in one transaction (run in a worker thread, off the event loop)."""
     state = app_state(request)
+    # The transaction reads before it writes: take SQLite's write lock at BEGIN so concurrent
+    # requests queue on the busy timeout instead of failing to upgrade (no-op on PostgreSQL).
+    session.connection(execution_options={"immediate": True})
+    if nonce is not None:
+        _consume_nonce(session, hotkey, nonce, ttl=state.settings.signature_ttl_seconds)
     submission, created = accept_submission(
         session,
         state.settings,
@@ -149,7 +157,10 @@ async def bridge_submission(request: Request, session: Annotated[Session, Depend
     )
     nonce = _header(request, _NONCE)
     extra = {"platform_nonce": nonce} if nonce else {}
-    return _created(session, request, body, hotkey=hotkey, origin="bridge", actor="platform", extra=extra)
+    # Intake and the database are blocking work: off the event loop, so reads stay responsive.
+    return await run_in_threadpool(
+        _created, session, request, body, hotkey=hotkey, origin="bridge", actor="platform", extra=extra
+    )
 
 
 @router.post(
@@ -186,13 +197,22 @@ async def public_submission(
     )
     if not verify_signature(hotkey=hotkey, signature_hex=x_signature, message=message):
         raise ApiError(401, "invalid_signature", "X-Signature is not this hotkey's sr25519 signature of the request")
-    _consume_nonce(session, hotkey, x_nonce, ttl=settings.signature_ttl_seconds)
     body = parse_submission(
         raw,
         content_type=request.headers.get("content-type", ""),
         filename_header=request.headers.get("x-submission-filename"),
     )
-    return _created(session, request, body, hotkey=hotkey, origin="public", actor=f"miner:{hotkey}", extra={})
+    return await run_in_threadpool(
+        _created,
+        session,
+        request,
+        body,
+        hotkey=hotkey,
+        origin="public",
+        actor=f"miner:{hotkey}",
+        extra={},
+        nonce=x_nonce,
+    )
 
 
 def _consume_nonce(session: Session, hotkey: str, nonce: str, *, ttl: int) -> None:

@@ -6,17 +6,31 @@ Each is a function of the step context that returns a `StepOutcome`; the worker 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import replace
 
+from sqlalchemy.orm import Session
+
 from prism.evidence import Evidence, evidence_to_json
+from prism.intake.errors import IntakeRejected
+from prism.intake.limits import IntakeLimits
+from prism.intake.project import Project
+from prism.intake.project_yaml import parse_project_config
 from prism.pipeline.context import Outcome, StepContext, StepOutcome
-from prism.review.duplicates import decide_source
+from prism.review.duplicates import PRIOR_ART_STATUSES, decide_source
 from prism.review.llm import LlmReviewConfig, ReviewContext, SimilarSource, review_project
 from prism.review.llm_types import LlmReviewResult
 from prism.review.similarity import fingerprint_project
+from prism.review.similarity_errors import FingerprintError
 from prism.review.static import StaticPolicy
 from prism.review.static import review_project as static_review
-from prism.store.fingerprints import find_candidates, load_fingerprint, save_fingerprint, save_report
+from prism.store.fingerprints import (
+    find_candidates,
+    save_fingerprint,
+    save_fingerprint_once,
+    save_report,
+    unfingerprinted_priors,
+)
 from prism.store.submissions import load_project
 
 DUPLICATE_OUTCOMES: dict[str, Outcome] = {
@@ -41,11 +55,34 @@ def static_review_step(ctx: StepContext) -> StepOutcome:
     )
 
 
+def _prior_project(files: Mapping[str, str]) -> Project | None:
+    """An earlier submission's stored snapshot as a project (None if it no longer passes intake)."""
+    try:
+        config = parse_project_config(files["prism.yaml"], limits=IntakeLimits()) if "prism.yaml" in files else None
+    except IntakeRejected:
+        return None
+    return Project(files, config) if config else Project(files)
+
+
+def _backfill_priors(session: Session, ctx: StepContext) -> None:
+    """Fingerprint earlier submissions that no worker has reached yet.
+
+    Workers claim in order, so this is almost always nothing; but with several workers a copy
+    can reach its source check before its original's, and must still find it.
+    """
+    for prior_id in unfingerprinted_priors(session, before=ctx.submission.created_at, statuses=PRIOR_ART_STATUSES):
+        project = _prior_project(load_project(session, prior_id))
+        if project is None:
+            continue
+        with suppress(FingerprintError):  # unparsable: static review rejects it, it is no prior art
+            save_fingerprint_once(session, prior_id, fingerprint_project(project))
+
+
 def source_duplicates_step(ctx: StepContext) -> StepOutcome:
     fingerprint = fingerprint_project(ctx.project)
     with ctx.sessions() as session, session.begin():
-        if load_fingerprint(session, ctx.submission.id) is None:
-            save_fingerprint(session, ctx.submission.id, fingerprint)
+        _backfill_priors(session, ctx)
+        save_fingerprint(session, ctx.submission.id, fingerprint)
         candidates = find_candidates(session, fingerprint, submission_id=ctx.submission.id)
         report = decide_source(
             fingerprint, hotkey=ctx.submission.hotkey, candidates=candidates, policy=ctx.runtime_config.similarity

@@ -36,6 +36,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from prism.review.duplicates import PRIOR_ART_STATUSES, Candidate, DuplicateReport, GraphPrior
@@ -350,3 +351,25 @@ def load_reports(session: Session, submission_id: str) -> list[DuplicateReport]:
         .order_by(DuplicateReportRow.created_at)
     ).scalars()
     return [DuplicateReport.from_json(row.report) for row in rows]
+
+
+def unfingerprinted_priors(session: Session, *, before: datetime, statuses: Iterable[str]) -> list[str]:
+    """Earlier submissions, still prior art, that no worker has fingerprinted yet (oldest first)."""
+    missing = (
+        ~select(SourceFingerprintRow.submission_id).where(SourceFingerprintRow.submission_id == Submission.id).exists()
+    )
+    rows = session.scalars(
+        select(Submission.id)
+        .where(Submission.created_at < before, Submission.status.in_(tuple(statuses)), missing)
+        .order_by(Submission.created_at)
+    )
+    return list(rows)
+
+
+def save_fingerprint_once(session: Session, submission_id: str, fp: SourceFingerprint) -> None:
+    """Like `save_fingerprint`, but a concurrent worker that saved it first wins quietly."""
+    try:
+        with session.begin_nested():
+            save_fingerprints_bulk(session, [(submission_id, fp)])
+    except IntegrityError:
+        pass
