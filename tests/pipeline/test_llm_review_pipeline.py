@@ -142,9 +142,13 @@ def review_only_worker(settings: Settings, sessions: sessionmaker[Session]) -> t
 
 
 def internal_view(api: TestClient, sid: str) -> dict[str, Any]:
-    response = api.get(f"/internal/v1/submissions/{sid}", headers=AUTH)
+    """The operator's full view (transcripts and unverified claims included)."""
+    response = api.get(f"/internal/v1/review-queue/{sid}", headers=AUTH)
     assert response.status_code == 200, response.text
     view: dict[str, Any] = response.json()
+    platform = api.get(f"/internal/v1/submissions/{sid}", headers=AUTH).json()
+    for stage in platform["stages"]:  # Platform's relay never carries other miners' quoted source
+        assert "transcript" not in stage["data"] and "unverified_claims" not in str(stage["data"])
     return view
 
 

@@ -36,7 +36,7 @@ def queue_item(submission_id: str, session: Annotated[Session, Depends(session_s
     submission = session.get(Submission, submission_id)
     if submission is None:
         raise ApiError(404, "not_found", f"no submission {submission_id!r}")
-    return full_submission_view(session, submission)
+    return full_submission_view(session, submission, operator=True)
 
 
 @router.post("/{submission_id}/resolve")

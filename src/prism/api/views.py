@@ -46,24 +46,41 @@ def public_submission_view(session: Session, submission: Submission) -> dict[str
     }
 
 
-def stage_view(row: StageResult) -> dict[str, Any]:
+# Stage-record keys that may hold other miners' source (the LLM prompt shows the closest earlier
+# submissions): operators see them, Platform's relay to a miner does not.
+OPERATOR_ONLY_KEYS = frozenset({"transcript", "unverified_claims"})
+
+
+def _without_operator_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_operator_keys(v) for k, v in value.items() if k not in OPERATOR_ONLY_KEYS}
+    if isinstance(value, list):
+        return [_without_operator_keys(item) for item in value]
+    return value
+
+
+def stage_view(row: StageResult, *, operator: bool = False) -> dict[str, Any]:
+    data = row.data if operator else _without_operator_keys(row.data)
     return {
         "stage": row.stage,
         "outcome": row.outcome,
         "detail": row.detail,
         "evidence": row.evidence,
-        "data": row.data,
+        "data": data,
         "started_at": _iso(row.started_at),
         "finished_at": _iso(row.finished_at),
     }
 
 
-def full_submission_view(session: Session, submission: Submission) -> dict[str, Any]:
-    """For Platform and operators: the public view plus the reason and every stage's evidence."""
+def full_submission_view(session: Session, submission: Submission, *, operator: bool = False) -> dict[str, Any]:
+    """For Platform and operators: the public view plus the reason and every stage's evidence.
+
+    Only operators get the LLM transcripts, which can quote earlier submissions of other miners.
+    """
     view = public_submission_view(session, submission)
     view["reason"] = submission.reason
     view["filename"] = submission.filename
     view["byte_size"] = submission.byte_size
     view["code_hash"] = submission.code_hash
-    view["stages"] = [stage_view(row) for row in stage_results(session, submission.id)]
+    view["stages"] = [stage_view(row, operator=operator) for row in stage_results(session, submission.id)]
     return view

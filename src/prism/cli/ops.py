@@ -58,7 +58,7 @@ def status(
             if submission is None:
                 typer.echo(f"no submission {submission_id}", err=True)
                 raise typer.Exit(1)
-            view = full_submission_view(session, submission)
+            view = full_submission_view(session, submission, operator=True)
     if not _emit(view, as_json):
         print_journey(view)
 
