@@ -44,7 +44,8 @@ DUPLICATE_OUTCOMES: dict[str, Outcome] = {
 def static_review_step(ctx: StepContext) -> StepOutcome:
     report = static_review(ctx.project, policy=StaticPolicy.from_settings(ctx.settings))
     if report.accepted:
-        return StepOutcome.passed(files_reviewed=len(ctx.project.python_files))
+        reviewed = len(ctx.project.python_files)
+        return StepOutcome.passed(f"{reviewed} Python file(s) reviewed, no findings", files_reviewed=reviewed)
     rules = sorted({item.rule_id for item in report.findings})
     return StepOutcome(
         "rejected",
