@@ -80,8 +80,14 @@ def _project_modules(root: str) -> frozenset[str]:
 def _load_entrypoint(root: str, entrypoint: str) -> Any:
     if not entrypoint.endswith(".py") or entrypoint.startswith("/") or ".." in entrypoint.split("/"):
         raise ContractError(f"entrypoint {entrypoint!r} is not a relative .py path")
+    # As Python runs a script: the entrypoint's folder first on sys.path, then the project root
+    # (one folder for `model.py`). Static review resolves imports in the same order
+    # (prism.review.static.resolve.ProjectModules); see docs/intake-and-review.md.
+    folder, _, filename = entrypoint.rpartition("/")
     sys.path.insert(0, root)
-    return importlib.import_module(entrypoint[:-3].replace("/", "."))
+    if folder:
+        sys.path.insert(0, os.path.join(root, folder))
+    return importlib.import_module(filename[:-3])
 
 
 def _default_optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -270,7 +276,10 @@ def main(argv: list[str]) -> int:
     sys.dont_write_bytecode = True
     _warm_lazy_imports()
     root = str(init.get("submission_root", SUBMISSION_ROOT))
-    guard.install(read_roots=guard.default_read_roots([root]), project_modules=_project_modules(root))
+    # The entrypoint's folder is on sys.path too (`_load_entrypoint`): its modules are the project's.
+    entry_folder = os.path.join(root, str(init.get("entrypoint", "")).rpartition("/")[0])
+    modules = _project_modules(root) | _project_modules(entry_folder)
+    guard.install(read_roots=guard.default_read_roots([root]), project_modules=modules)
     try:
         host = build(init)
         graph_hash = graph_mod.graph_hash(graph_mod.architecture_graph(host.model))

@@ -13,8 +13,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Set as AbstractSet
 
-from prism.review.static_scope import children
-from prism.review.static_walk import FileWalk
+from prism.review.static.scope import children
+from prism.review.static.walk import FileWalk
 
 SAFE_DECORATORS = frozenset(
     {

@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import ast
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prism.evidence import Evidence
 from prism.intake.project import Project
-from prism.review.static_contract import check_contract, contract_view
-from prism.review.static_findings import FileFindings
-from prism.review.static_modules import TORCH_PRIVATE
-from prism.review.static_policy import EXTRA_SHADOWED_NAMES, StaticPolicy
-from prism.review.static_resolve import ProjectModules, module_name_of
-from prism.review.static_source import check_source
-from prism.review.static_state import ProjectState
-from prism.review.static_toplevel import TopLevel, pure_dataclasses
-from prism.review.static_walk import FileWalk
+from prism.review.static.contract import check_contract, contract_view
+from prism.review.static.findings import FileFindings
+from prism.review.static.modules import TORCH_PRIVATE
+from prism.review.static.policy import EXTRA_SHADOWED_NAMES, StaticPolicy
+from prism.review.static.resolve import ProjectModules, entry_folder
+from prism.review.static.source import check_source
+from prism.review.static.state import ProjectState, TooComplex
+from prism.review.static.toplevel import TopLevel, pure_dataclasses
+from prism.review.static.walk import FileWalk
 
 __all__ = ["StaticPolicy", "StaticReport", "review_project"]
 
@@ -46,15 +47,17 @@ def _shadowed_names(policy: StaticPolicy) -> frozenset[str]:
 
 
 def _check_shadowing(
-    paths: list[str], policy: StaticPolicy, out_for: dict[str, FileFindings], texts: dict[str, str]
+    modules: ProjectModules, policy: StaticPolicy, findings_for: Callable[[str], FileFindings]
 ) -> None:
+    """No project file may be importable under the name of a standard-library or allowed module.
+
+    Names count from every folder on the harness's `sys.path`: the root, and the entrypoint's
+    folder when it is not the root (`src/os.py` with entrypoint `src/net.py` is `os`).
+    """
     shadowed = _shadowed_names(policy)
-    for path in paths:
-        first = path.split("/")[0]
-        root = first[: -len(".py")] if first.endswith(".py") else first
+    for root, path in modules.top_names().items():
         if root in shadowed:
-            out = out_for.setdefault(path, FileFindings(path, texts.get(path, "")))
-            out.add_at(
+            findings_for(path).add_at(
                 "static.shadowing",
                 0,
                 0,
@@ -65,23 +68,65 @@ def _check_shadowing(
 def review_project(project: Project, *, policy: StaticPolicy | None = None) -> StaticReport:
     policy = policy or StaticPolicy()
     sources = project.python_files
-    modules = ProjectModules(list(sources))
+    modules = ProjectModules(list(sources), entry_folder=entry_folder(project.entrypoint))
     state = ProjectState(policy, modules, TORCH_PRIVATE)
     outs: dict[str, FileFindings] = {}
+    cap = policy.max_findings_per_file
+
+    def findings_for(path: str) -> FileFindings:
+        out = outs.get(path)
+        if out is None:
+            out = outs[path] = FileFindings(path, project.files.get(path, ""), cap=cap)
+        return out
+
     # What the contract check needs of each parsed file; the trees themselves are dropped as
     # soon as a file is reviewed (holding thirty trees at once costs more than reading them).
     trees: dict[str, ast.Module] = {}
-    _check_shadowing(list(sources), policy, outs, sources)
+    _check_shadowing(modules, policy, findings_for)
+    for path, rule, explanation in modules.shadowed():
+        findings_for(path).add_at(rule, 0, 0, explanation)
+    try:
+        _review_files(sources, state, findings_for, trees)
+    except TooComplex:
+        findings_for(project.entrypoint).add_at(
+            "static.too_complex",
+            0,
+            0,
+            f"the review did not finish within deadline_s={policy.deadline_s:g}; ordinary models take "
+            "well under a second",
+        )
+        return _report(outs)
+    for out, node, attr in state.private_reads:
+        if attr not in state.defined_private:
+            out.add("static.attribute.private", node, f"attribute {attr} is private and not defined by the project")
+    for out, node, module, name in state.reexports:
+        if name in state.module_imports.get(module, set()):
+            out.add(
+                "static.module.reexport",
+                node,
+                f"{module}.{name} is a module imported there; import modules directly, not through project files",
+            )
+    check_contract(project.entrypoint, trees, modules, findings_for)
+    return _report(outs)
+
+
+def _review_files(
+    sources: dict[str, str],
+    state: ProjectState,
+    findings_for: Callable[[str], FileFindings],
+    trees: dict[str, ast.Module],
+) -> None:
     pure: set[str] = set()
     waiting: list[TopLevel] = []
     for path, text in sources.items():
-        out = outs.setdefault(path, FileFindings(path, text))
+        state.check_deadline()
+        out = findings_for(path)
         tree = check_source(text, out)
         if tree is None:
             continue
         trees[path] = contract_view(tree)
         walk = FileWalk(out, tree, state)
-        walk.module_name = module_name_of(path) or ""
+        walk.module_name = state.modules.name_of(path)
         try:
             walk.collect_imports()
             pure.update(pure_dataclasses(walk))
@@ -97,22 +142,13 @@ def review_project(project: Project, *, policy: StaticPolicy | None = None) -> S
         walk.release()
         del tree
     for top in waiting:
+        state.check_deadline()
         top.finish()
-    for out, node, attr in state.private_reads:
-        if attr not in state.defined_private:
-            out.add("static.attribute.private", node, f"attribute {attr} is private and not defined by the project")
-    for out, node, module, name in state.reexports:
-        if name in state.module_imports.get(module, set()):
-            out.add(
-                "static.module.reexport",
-                node,
-                f"{module}.{name} is a module imported there; import modules directly, not through project files",
-            )
 
-    def findings_for(path: str) -> FileFindings:
-        return outs.setdefault(path, FileFindings(path, project.files.get(path, "")))
 
-    check_contract(project.entrypoint, trees, modules, findings_for)
+def _report(outs: dict[str, FileFindings]) -> StaticReport:
+    for out in outs.values():
+        out.close()
     items = [item for out in outs.values() for item in out.items]
     items.sort(key=lambda e: (e.path, e.line, e.column, e.rule_id))
     return StaticReport(findings=tuple(items))

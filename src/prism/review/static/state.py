@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import ast
 import string
+import time
 
-from prism.review.static_findings import FileFindings
-from prism.review.static_policy import StaticPolicy
-from prism.review.static_resolve import Denied, ProjectModules, Ref, step
+from prism.review.static.findings import FileFindings
+from prism.review.static.policy import StaticPolicy
+from prism.review.static.resolve import Denied, ProjectModules, Ref, step
 
 # Private names of torch internals that no project may read, even having defined them itself.
 _TORCH_INTERNALS = frozenset(
@@ -16,6 +17,10 @@ _TORCH_INTERNALS = frozenset(
 )
 FORMAT_METHODS = frozenset({"format", "format_map"})
 _FORMATTER = string.Formatter()
+
+
+class TooComplex(Exception):
+    """The project's review deadline passed; it is rejected as `static.too_complex`."""
 
 
 class ProjectState:
@@ -30,9 +35,17 @@ class ProjectState:
         # (file, node, project module, name): `name` must not be a module that file imported.
         self.reexports: list[tuple[FileFindings, ast.AST, str, str]] = []
         self.module_imports: dict[str, set[str]] = {}
+        # Literal budgets are per project: many files carry as much as one big file.
+        self.literal_bytes = 0
+        self.literal_numbers = 0
+        self.deadline = time.monotonic() + policy.deadline_s
         self._steps: dict[tuple[str, str], Ref | Denied] = {}
         # Attribute names with a rule of their own (besides private ones, which all have).
         self.judged_attributes = policy.forbidden_attributes | FORMAT_METHODS
+
+    def check_deadline(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise TooComplex
 
     def step(self, path: str, attr: str) -> Ref | Denied:
         """`static_resolve.step`, memoized: the same few library members recur in every file."""

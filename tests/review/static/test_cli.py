@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from prism.cli import app
 
-BENIGN = Path(__file__).resolve().parents[1] / "redteam" / "benign" / "tiny_bigram"
+BENIGN = Path(__file__).resolve().parents[2] / "redteam" / "benign" / "tiny_bigram"
 runner = CliRunner()
 
 

@@ -412,6 +412,16 @@ class StaticPolicy:
     max_file_literal_bytes: int = 32 * 1024
     # Identifiers are readable at run time (`__name__`, enum member names): they can carry data too.
     max_identifier_length: int = 80
+    # The same budgets over the whole project: per-file budgets alone let 200 files carry
+    # 200 times as much (~6.4 MB of text or packed weights).
+    max_project_literal_bytes: int = 128 * 1024
+    max_project_literal_numbers: int = 16384
+    # At most this many findings are listed per file (one more says how many were left out).
+    max_findings_per_file: int = 200
+    # Wall-clock seconds for reviewing one project; past it the project is rejected as
+    # `static.too_complex` rather than keeping a worker busy. Review is linear in the project's
+    # size, so only hostile input gets near it.
+    deadline_s: float = 30.0
 
     @property
     def allowed_modules(self) -> frozenset[str]:

@@ -14,7 +14,7 @@ import io
 import re
 import tokenize
 
-from prism.review.static_findings import FileFindings
+from prism.review.static.findings import FileFindings
 
 # PEP 263, as the tokenizer applies it.
 _COOKIE = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.ASCII)
@@ -24,19 +24,16 @@ _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 
 def check_source(text: str, out: FileFindings) -> ast.Module | None:
     """Source-level rules, then the parse. Returns None when the file does not parse."""
-    for number, line in enumerate(_first_lines(text, 2), start=1):
-        match = _COOKIE.match(line)
-        if match and match.group(1).lower().replace(" ", "") not in _UTF8_NAMES:
-            out.add_at(
-                "static.encoding_cookie",
-                number,
-                0,
-                f"source-encoding cookie {match.group(1)!r}: the interpreter would decode this file "
-                "differently from the UTF-8 text reviewed; only UTF-8 is accepted",
-            )
-            break
-        if line.strip() and not line.lstrip().startswith("#"):
-            break
+    cookie = _foreign_cookie(text)
+    if cookie is not None:
+        number, name = cookie
+        out.add_at(
+            "static.encoding_cookie",
+            number,
+            0,
+            f"source-encoding cookie {name!r}: the interpreter would decode this file "
+            "differently from the UTF-8 text reviewed; only UTF-8 is accepted",
+        )
     if not text.isascii():
         _check_unicode(text, out)
     try:
@@ -47,25 +44,52 @@ def check_source(text: str, out: FileFindings) -> ast.Module | None:
         return None
 
 
-def _first_lines(text: str, count: int) -> list[str]:
-    """`text.splitlines()[:count]` without splitting the whole file (only the cookie lines matter).
+def _foreign_cookie(text: str) -> tuple[int, str] | None:
+    """The first cookie that names anything but UTF-8, with its line, as CPython would find it.
 
-    A prefix holding more than `count` lines has the same first `count` lines as the text: each
-    of them ends at a break inside the prefix (a break cut in two, `\r` of `\r\n`, can only
-    end the prefix's last line).
+    CPython reads the cookie from the first two lines of the *bytes*, and a line ends only at
+    `\n` (`tokenize.detect_encoding`, `compile` of bytes) or also at `\r` (the file tokenizer's
+    universal newlines) -- never at `\v`, `\f`, `\x1c`-`\x1e`, `\x85`, `\u2028` or `\u2029`,
+    where `str.splitlines` would break. Both readings are checked; `detect_encoding` itself is
+    the final word (it also refuses a cookie that contradicts a BOM).
     """
-    size = 512
-    while size < len(text):
-        lines = text[:size].splitlines()
-        if len(lines) > count:
-            return lines[:count]
-        size *= 8
-    return text.splitlines()[:count]
+    head = text[:4096]
+    for lines in (_split_first(head, _NEWLINE_ONLY), _split_first(head, _UNIVERSAL)):
+        for number, line in enumerate(lines, start=1):
+            match = _COOKIE.match(line)
+            if match and match.group(1).lower() not in _UTF8_NAMES:
+                return number, match.group(1)
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(head.encode("utf-8", errors="replace")).readline)
+    except SyntaxError as exc:
+        return 1, str(exc)[:80]
+    if encoding not in ("utf-8", "utf-8-sig"):
+        return 1, encoding
+    return None
+
+
+_NEWLINE_ONLY = re.compile(r"\n")
+_UNIVERSAL = re.compile(r"\r\n|\r|\n")
+
+
+def _split_first(text: str, breaks: re.Pattern[str], count: int = 2) -> list[str]:
+    lines: list[str] = []
+    start = 0
+    for match in breaks.finditer(text):
+        lines.append(text[start : match.start()])
+        start = match.end()
+        if len(lines) == count:
+            return lines
+    lines.append(text[start:])
+    return lines[:count]
 
 
 def _check_unicode(text: str, out: FileFindings) -> None:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if _BIDI.search(line):
+    seen: set[int] = set()
+    for match in _BIDI.finditer(text):
+        number = len(_UNIVERSAL.findall(text, 0, match.start())) + 1 if len(seen) < 20 else 0
+        if number not in seen:
+            seen.add(number)
             out.add_at(
                 "static.bidi_control", number, 0, "bidirectional control character: the text shown is not the code"
             )

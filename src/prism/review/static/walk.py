@@ -12,8 +12,8 @@ from __future__ import annotations
 import ast
 import re
 
-from prism.review.static_findings import FileFindings
-from prism.review.static_policy import (
+from prism.review.static.findings import FileFindings
+from prism.review.static.policy import (
     ALLOWED_DUNDER_ATTRIBUTES,
     ALLOWED_DUNDER_DEFINITIONS,
     ALLOWED_DUNDER_NAMES,
@@ -21,9 +21,9 @@ from prism.review.static_policy import (
     FORBIDDEN_NAMES,
     REFLECTIVE_CALLS,
 )
-from prism.review.static_resolve import Denied, Ref, import_module
-from prism.review.static_scope import Interest, Scope, index
-from prism.review.static_state import FORMAT_METHODS, ProjectState, import_statements, plain_fields, safe_prefix
+from prism.review.static.resolve import Denied, Ref, import_module
+from prism.review.static.scope import Interest, Scope, index
+from prism.review.static.state import FORMAT_METHODS, ProjectState, import_statements, plain_fields, safe_prefix
 
 _BLOB = re.compile(r"[A-Za-z0-9+/=_\-]+")
 _NAME = ast.Name
@@ -365,6 +365,7 @@ class FileWalk:
     def _on_constant(self, node: ast.Constant) -> None:
         value = node.value
         policy = self.policy
+        state = self.state
         if isinstance(value, str | bytes):
             if id(node) in self.docstrings:
                 return
@@ -378,6 +379,15 @@ class FileWalk:
                     node,
                     f"string literals of this file pass max_file_literal_bytes={policy.max_file_literal_bytes}",
                 )
+            project_before = state.literal_bytes
+            state.literal_bytes += size
+            if project_before <= policy.max_project_literal_bytes < state.literal_bytes:
+                self.out.add(
+                    "static.literal.project_budget",
+                    node,
+                    "string literals of the whole project pass "
+                    f"max_project_literal_bytes={policy.max_project_literal_bytes}",
+                )
             if size > policy.max_literal_string_bytes:
                 self.out.add(
                     "static.literal.size",
@@ -390,12 +400,24 @@ class FileWalk:
                     self.out.add("static.literal.blob", node, "a long base64/hex run: encoded data, not code")
         elif isinstance(value, int | float | complex) and not isinstance(value, bool):
             self._numbers += 1
+            self._count_number(node)
             if self._numbers == policy.max_file_literal_numbers + 1:
                 self.out.add(
                     "static.literal.budget",
                     node,
                     f"more than max_file_literal_numbers={policy.max_file_literal_numbers} numeric literals",
                 )
+
+    def _count_number(self, node: ast.AST) -> None:
+        state = self.state
+        state.literal_numbers += 1
+        if state.literal_numbers == self.policy.max_project_literal_numbers + 1:
+            self.out.add(
+                "static.literal.project_budget",
+                node,
+                "numeric literals of the whole project pass "
+                f"max_project_literal_numbers={self.policy.max_project_literal_numbers}",
+            )
 
     def _on_collection(self, node: ast.List | ast.Tuple | ast.Set | ast.Dict) -> None:
         count = len(node.keys) if isinstance(node, ast.Dict) else len(node.elts)
@@ -454,6 +476,8 @@ class FileWalk:
     def run(self) -> None:
         """The rules over `index`'s queue; `collect_imports` must have run (for every file first)."""
         max_numbers = self.policy.max_file_literal_numbers
+        max_project_numbers = self.policy.max_project_literal_numbers
+        state = self.state
         interest = Interest(
             names=FORBIDDEN_NAMES | REFLECTIVE_CALLS,
             imports=self.imports.keys(),
@@ -462,7 +486,9 @@ class FileWalk:
             max_length=self.policy.max_identifier_length,
             max_elements=self.policy.max_literal_elements,
         )
-        for node, scope in index(self.tree, interest):
+        for count, (node, scope) in enumerate(index(self.tree, interest)):
+            if not count & 0x1FFF:
+                state.check_deadline()
             kind = type(node)
             if kind is _NAME:
                 self._on_name(node, scope)  # type: ignore[arg-type]
@@ -472,6 +498,10 @@ class FileWalk:
                 number = type(node.value)  # type: ignore[attr-defined]
                 if (number is int or number is float or number is complex) and self._numbers < max_numbers:
                     self._numbers += 1  # the common case, inline: a number under the file's budget
+                    state.literal_numbers += 1
+                    if state.literal_numbers > max_project_numbers:
+                        state.literal_numbers -= 1
+                        self._count_number(node)
                 else:
                     self._on_constant(node)  # type: ignore[arg-type]
             elif kind is _CALL:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Mapping
 
-from prism.review.static_findings import FileFindings
-from prism.review.static_resolve import ProjectModules, module_name_of
+from prism.review.static.findings import FileFindings
+from prism.review.static.resolve import ProjectModules, module_name_of
 
 CONTRACT = {"build_model": 1, "configure_optimizer": 2, "train_step": 4}
 REQUIRED = ("build_model",)
