@@ -103,6 +103,11 @@ def members() -> dict[str, list[str]]:
 
 
 def dangerous_private() -> list[str]:
+    import dataclasses
+    import enum
+    import functools
+    import typing
+
     import torch
 
     classes = (
@@ -114,6 +119,12 @@ def dangerous_private() -> list[str]:
         torch.optim.Optimizer,
         torch.autograd.Function,
         torch.nn.Parameter,
+        # `Enum._convert_` pulls members out of any module; `ForwardRef._evaluate` evaluates a string.
+        enum.Enum,
+        type(enum.Enum),
+        typing.ForwardRef,
+        functools.partial,
+        dataclasses.Field,
     )
     names = {n for cls in classes for n in dir(cls) if n.startswith("_") and not n.endswith("__")}
     return sorted(names - ALLOWED_PRIVATE_ATTRIBUTES)
@@ -125,7 +136,8 @@ def render() -> str:
         "",
         "MODULE_ATTRIBUTES: for each allowed module, its public attributes that are modules, with the",
         "module each one really is. A step `a.b` is allowed only when `b` is the canonical `a.b` and allowed.",
-        "TORCH_PRIVATE: private names of torch's tensor, storage, module and optimizer classes; a project",
+        "TORCH_PRIVATE: private names of torch's tensor, storage, module and optimizer classes (and of enum,",
+        "typing.ForwardRef, functools.partial, dataclasses.Field); a project",
         "may not read them even if it defines the same name itself.",
         "MEMBERS: for each allowed module, the public members that are not modules a submission may",
         "reach (prism.review.static.allowlist says how the list is made).",

@@ -74,13 +74,13 @@ DENIED = frozenset(
         *["singledispatchmethod", "global_enum", "EnumMeta", "EnumType", "handle_torch_function"],
         *["has_torch_function", "has_torch_function_unary", "has_torch_function_variadic", "boolean_dispatch"],
         *["DisableTorchFunction", "DisableTorchFunctionSubclass", "set_printoptions", "get_file_path"],
-        *["prepare_multiprocessing_environment", "from_dlpack", "while_loop", "cond", "vmap_impl"],
+        *["prepare_multiprocessing_environment", "from_dlpack"],
         *["register_kl", "classproperty", "thread_safe_generator", "set_rng_state", "fork_rng"],
         *["CUDAPluggableAllocator", "change_current_allocator", "memory", "graphs", "streams", "gds", "tunable"],
         *["jiterator", "nvtx", "profiler", "set_per_process_memory_fraction", "caching_allocator_alloc"],
         *["caching_allocator_delete", "set_sync_debug_mode", "use_mem_pool", "MemPool", "memory_snapshot"],
         *["mem_get_info", "list_gpu_processes", "CUDAGraph", "graph", "make_graphed_callables"],
-        *["custom_function_call", "AUTOGRAD_FUNCTION_COUNTER", "SAC_IGNORED_OPS"],
+        *["custom_function_call", "AUTOGRAD_FUNCTION_COUNTER", "SAC_IGNORED_OPS", "vmap_impl"],
         # builds tensors over a Python buffer: weights packed into bytes literals would load here
         "frombuffer",
     }
@@ -169,3 +169,16 @@ TORCH_CURATED: dict[str, frozenset[str]] = {
 PRISM_MEMBERS: dict[str, frozenset[str]] = {
     "prism.contract": frozenset({"VOCAB_SIZE", "ModelContext", "Batch"}),
 }
+
+# Modules where `getattr(module, computed_name)(...)` may be written, the result called at once:
+# every public member is a function or a module (which cannot be called), or one of the few
+# harmless values `tests/review/static/test_modules.py` lists after checking the real module.
+COMPUTED_LOOKUP_MODULES = frozenset(
+    {"torch.nn.functional", "torch.nn.init", "torch.special", "torch.fft", "torch.linalg", "math"}
+)
+
+# Members of refused modules that only mark a function, used as decorators and nowhere else.
+DECORATOR_ONLY = frozenset({"torch.jit.ignore", "torch.jit.unused"})
+
+# The enum classes whose call with a name and members is the functional API.
+ENUM_CLASSES = frozenset({"enum.Enum", "enum.IntEnum", "enum.Flag", "enum.IntFlag", "enum.StrEnum"})

@@ -2,7 +2,8 @@
 
 MODULE_ATTRIBUTES: for each allowed module, its public attributes that are modules, with the
 module each one really is. A step `a.b` is allowed only when `b` is the canonical `a.b` and allowed.
-TORCH_PRIVATE: private names of torch's tensor, storage, module and optimizer classes; a project
+TORCH_PRIVATE: private names of torch's tensor, storage, module and optimizer classes (and of enum,
+typing.ForwardRef, functools.partial, dataclasses.Field); a project
 may not read them even if it defines the same name itself.
 MEMBERS: for each allowed module, the public members that are not modules a submission may
 reach (prism.review.static.allowlist says how the list is made).
@@ -1567,6 +1568,7 @@ MEMBERS: dict[str, frozenset[str]] = {
         {
             "cholesky",
             "cholesky_ex",
+            "cond",
             "cross",
             "det",
             "diagonal",
@@ -2336,6 +2338,7 @@ TORCH_PRIVATE = frozenset(
         "_byteswap",
         "_call_impl",
         "_cdata",
+        "_check_for_existing_members_",
         "_checkpoint_offset",
         "_clear_non_serializable_cached_data",
         "_coalesced_",
@@ -2344,6 +2347,8 @@ TORCH_PRIVATE = frozenset(
         "_compiled_call_impl",
         "_conj",
         "_conj_physical",
+        "_convert_",
+        "_create_",
         "_cuda_graph_capture_health_check",
         "_data_ptr",
         "_deepcopy",
@@ -2351,8 +2356,13 @@ TORCH_PRIVATE = frozenset(
         "_dimV",
         "_dtype",
         "_element_size",
+        "_evaluate",
         "_expired",
         "_fake_device",
+        "_field_type",
+        "_find_data_repr_",
+        "_find_data_type_",
+        "_find_new_",
         "_fix_weakref",
         "_free_weak_ref",
         "_from_buffer",
@@ -2361,6 +2371,7 @@ TORCH_PRIVATE = frozenset(
         "_get_compiled_autograd_symints",
         "_get_filename",
         "_get_legacy_storage_class",
+        "_get_mixins_",
         "_get_name",
         "_get_shared_fd",
         "_getitem",

@@ -59,7 +59,7 @@ def _check_shadowing(
         if root in shadowed:
             findings_for(path).add_at(
                 "static.shadowing",
-                0,
+                1,
                 0,
                 f"{path} would be imported as `{root}`, shadowing the standard-library or allowlisted module",
             )
@@ -84,7 +84,7 @@ def review_project(project: Project, *, policy: StaticPolicy | None = None) -> S
     trees: dict[str, ast.Module] = {}
     _check_shadowing(modules, policy, findings_for)
     for path, rule, explanation in modules.shadowed():
-        findings_for(path).add_at(rule, 0, 0, explanation)
+        findings_for(path).add_at(rule, 1, 0, explanation)
     try:
         _review_files(sources, state, findings_for, trees)
     except TooComplex:

@@ -46,7 +46,10 @@ _LEAVES = (ast.Constant, ast.MatchSingleton)
 _FIELDS: dict[type, tuple[str, ...]] = {}
 # The nodes the rules of `static_walk` look at; every other node is only traversed.
 # (`index` queues names, attributes and calls itself, and only those a rule may judge.)
-RULE_NODES = frozenset({ast.Constant, ast.Module, ast.ClassDef, ast.MatchClass, ast.FunctionDef, ast.AsyncFunctionDef})
+RULE_NODES = frozenset(
+    {ast.Constant, ast.Module, ast.ClassDef, ast.MatchClass, ast.FunctionDef, ast.AsyncFunctionDef}
+    | {ast.For, ast.AsyncFor, ast.NamedExpr}
+)
 _AST = ast.AST
 _LOAD = ast.Load
 _NAME = ast.Name
@@ -321,7 +324,11 @@ def index(tree: ast.AST, interest: Interest) -> list[tuple[ast.AST, Scope | None
         if kind is _CALL:
             func = node.func
             callee = type(func)
-            if (callee is _NAME and func.id in calls) or (callee is _ATTRIBUTE and func.attr in calls):
+            if (
+                (callee is _NAME and func.id in calls)
+                or (callee is _ATTRIBUTE and func.attr in calls)
+                or (callee is _CALL and type(func.func) is _NAME and func.func.id in calls)
+            ):
                 enqueue((node, scope))
         try:
             flags, fields = plans[kind]

@@ -41,7 +41,7 @@ class ProjectState:
         self.deadline = time.monotonic() + policy.deadline_s
         self._steps: dict[tuple[str, str], Ref | Denied] = {}
         # Attribute names with a rule of their own (besides private ones, which all have).
-        self.judged_attributes = policy.forbidden_attributes | FORMAT_METHODS
+        self.judged_attributes = policy.forbidden_attributes | FORMAT_METHODS | {"type"}
 
     def check_deadline(self) -> None:
         if time.monotonic() > self.deadline:

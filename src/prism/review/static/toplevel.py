@@ -19,7 +19,7 @@ from prism.review.static.walk import FileWalk
 SAFE_DECORATORS = frozenset(
     {
         *["dataclasses.dataclass", "functools.lru_cache", "functools.cache", "functools.cached_property"],
-        *["functools.wraps", "functools.total_ordering", "functools.singledispatch", "functools.singledispatchmethod"],
+        *["functools.total_ordering", "torch.jit.ignore", "torch.jit.unused"],
         *["typing.overload", "typing.final", "typing.runtime_checkable", "abc.abstractmethod", "enum.unique"],
         *["torch.no_grad", "torch.inference_mode", "torch.enable_grad", "torch.autograd.no_grad"],
         *["torch.autograd.grad_mode.no_grad", "torch.autograd.grad_mode.inference_mode", "torch.autograd.enable_grad"],
@@ -58,6 +58,8 @@ PURE_LIBRARY_CALLS = frozenset(
     {
         *["typing.TypeVar", "typing.NewType", "typing.NamedTuple", "typing.ParamSpec", "collections.namedtuple"],
         *["dataclasses.field", "enum.auto", "torch.device", "torch.cuda.is_available", "torch.Size"],
+        # `partial(nn.LayerNorm, eps=1e-6)` only stores its arguments; calling it later is judged there.
+        "functools.partial",
     }
 )
 _INERT_FACTORIES = frozenset({"list", "dict", "set", "tuple", "frozenset"})
@@ -101,8 +103,13 @@ class TopLevel:
         self.out = walk.out
         self.pure_classes = pure_classes
         self.deferred: list[tuple[ast.expr, str, bool]] | None = [] if deferring else None
+        self.defined: set[str] = set()
 
     def run(self, tree: ast.Module) -> None:
+        # Functions and classes of this module: never a builtin, and never called at import.
+        self.defined = {
+            stmt.name for stmt in tree.body if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        }
         for stmt in tree.body:
             self._statement(stmt)
 
@@ -239,7 +246,8 @@ class TopLevel:
         if (
             isinstance(target, ast.Name)
             and target.id in SAFE_BUILTIN_DECORATORS
-            and self.walk.is_builtin(target.id, None)
+            and self._surely_builtin(target.id)
+            and target.id not in class_names
         ) or (
             isinstance(target, ast.Attribute)
             and target.attr in _SETTER_ATTRS
@@ -311,10 +319,27 @@ class TopLevel:
                 continue
             pending.extend(children(sub))
 
+    def _surely_builtin(self, name: str) -> bool:
+        """Not bound anywhere at module or class level (`list = f` makes `list(...)` run `f`)."""
+        return self.walk.is_builtin(name, None) and name not in self.walk.module_bound and name not in self.defined
+
+    def _callback_free(self, node: ast.Call) -> bool:
+        """No argument that the builtin would call: `key=`, `default=` callbacks, lambdas, functions."""
+        for keyword in node.keywords:
+            value = keyword.value
+            builtin = isinstance(value, ast.Name) and value.id in PURE_BUILTINS and self._surely_builtin(value.id)
+            constant_default = keyword.arg == "default" and isinstance(value, ast.Constant)
+            if (keyword.arg in ("key", "default") or keyword.arg is None) and not (builtin or constant_default):
+                return False
+        for arg in node.args:
+            if isinstance(arg, ast.Lambda) or (isinstance(arg, ast.Name) and arg.id in self.defined):
+                return False
+        return True
+
     def _pure_call(self, node: ast.Call) -> bool:
         func = node.func
-        if isinstance(func, ast.Name) and func.id in PURE_BUILTINS and self.walk.is_builtin(func.id, None):
-            return True
+        if isinstance(func, ast.Name) and func.id in PURE_BUILTINS and self._surely_builtin(func.id):
+            return self._callback_free(node)
         if isinstance(func, ast.Name) and f"{self.walk.module_name}.{func.id}" in self.pure_classes:
             return True
         ref = self.walk.resolve(func, None) if isinstance(func, ast.Name | ast.Attribute) else None
@@ -350,9 +375,11 @@ def pure_dataclasses(walk: FileWalk) -> set[str]:
 
 
 def _inert_body(cls: ast.ClassDef, walk: FileWalk) -> bool:
+    """No method Python would call on its own: no dunder at all (`__eq__`, `__hash__`, `__repr__`
+    run inside `==`, dict keys, f-strings at import), and no decorated method."""
     for item in cls.body:
         if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
-            if item.name in ("__init__", "__post_init__", "__new__"):
+            if item.name.startswith("__") or item.decorator_list:
                 return False
             continue
         if isinstance(item, ast.AnnAssign) and item.value is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import re
 
+from prism.review.static.allowlist import COMPUTED_LOOKUP_MODULES, DECORATOR_ONLY, ENUM_CLASSES
 from prism.review.static.findings import FileFindings
 from prism.review.static.policy import (
     ALLOWED_DUNDER_ATTRIBUTES,
@@ -36,8 +37,16 @@ _COLLECTIONS = frozenset({ast.List, ast.Tuple, ast.Set, ast.Dict})
 _EMPTY_MODULE = ast.Module(body=[], type_ignores=[])
 _UNKNOWN = object()
 _MODULE_KINDS = ("module", "project_module")
-# Callees `_on_call` has a rule for: reflective builtins, `type(...)`, `.format`, `.type(...)`.
-_JUDGED_CALLS = REFLECTIVE_CALLS | {"type"} | FORMAT_METHODS
+# Callees `_on_call` has a rule for: reflective builtins, `type(...)`, `.format`, `.type(...)`,
+# and the enum classes (whose call with a name and members is the functional API).
+_JUDGED_CALLS = REFLECTIVE_CALLS | {"type"} | FORMAT_METHODS | {name.split(".")[1] for name in ENUM_CLASSES}
+# Names a module (not a class body) may bind although they are dunders.
+_MODULE_DUNDER_STORES = frozenset({"__all__", "__version__"})
+_TYPE_HINT = "call `.type(dtype)` directly, or name your own field something other than `type` (e.g. `kind`)"
+
+
+def _builds_class(node: ast.Call) -> bool:
+    return len(node.args) >= 3 or bool(node.keywords) or any(isinstance(a, ast.Starred) for a in node.args)
 
 
 def _dunder(name: str) -> bool:
@@ -59,6 +68,16 @@ class FileWalk:
         self._numbers = 0
         self._text_bytes = 0
         self.module_name = ""
+        # Names bound at module or class level (any form): a builtin of that name is not trusted.
+        self.module_bound: set[str] = set()
+        # Class-body assignment targets (`__slots__ = ...`), judged by `_on_class`, not as stores.
+        self._class_targets: set[int] = set()
+        # Attribute nodes already judged as a whole (`torch.jit.ignore` as a decorator).
+        self._judged: set[int] = set()
+        # `getattr(...)` calls whose result is called at once (`getattr(F, name)(x)`).
+        self._called_lookups: set[int] = set()
+        # Enum classes of this file and enum names imported: their call with members is refused.
+        self.enum_names: set[str] = set()
 
     def release(self) -> None:
         """Drop the tree once the file is reviewed; what the project-wide checks need is kept."""
@@ -196,7 +215,11 @@ class FileWalk:
             return True
         if attr.startswith("_") and attr not in ALLOWED_PRIVATE_ATTRIBUTES:
             if attr in self.state.torch_private:
-                self.out.add("static.attribute.private", node, f"attribute {attr} is a torch internal")
+                self.out.add(
+                    "static.attribute.private",
+                    node,
+                    f"attribute {attr} is private to an allowed library (torch, enum, typing, functools ...)",
+                )
                 return True
             self.state.private_reads.append((self.out, node, attr))
         return False
@@ -214,6 +237,17 @@ class FileWalk:
         if len(name) > self.policy.max_identifier_length:
             self._long_identifier(name, node)
         if not isinstance(node.ctx, ast.Load):
+            if scope is None:
+                self.module_bound.add(name)
+            exempt = id(node) in self._class_targets or (scope is None and name in _MODULE_DUNDER_STORES)
+            if _dunder(name) and not exempt:
+                self.out.add(
+                    "static.name.dunder_store",
+                    node,
+                    f"binding {name} rewires the interpreter (`__name__ = '__main__'` turns the main guard "
+                    "into import-time code)",
+                )
+                return
             if name.startswith("_"):
                 self.state.defined_private.add(name)
             if scope is None and (name in FORBIDDEN_NAMES or name in REFLECTIVE_CALLS):
@@ -237,7 +271,16 @@ class FileWalk:
             self.out.add("static.module.value", node, f"module {ref.path} may only be used as `{name}.attribute`")
 
     def _on_attribute(self, node: ast.Attribute, scope: Scope | None) -> None:
+        if id(node) in self._judged:
+            return
         attr = node.attr
+        if attr == "type" and type(node.ctx) is _LOAD and id(node) not in self._vetted:
+            self.out.add(
+                "static.call.type_string",
+                node,
+                f"`.type` may only be called directly: a storage's `.type('a.b')` imports a module; {_TYPE_HINT}",
+            )
+            return
         if len(attr) > self.policy.max_identifier_length:
             self._long_identifier(attr, node)
         value = node.value
@@ -259,6 +302,13 @@ class FileWalk:
                     self._attr_name(attr, node)
                 return
             if base.kind != "module":
+                if attr[:1] == "_" and not _dunder(attr) and base.is_library:
+                    self.out.add(
+                        "static.attribute.private",
+                        node,
+                        f"{base.path}.{attr} is private to the library, whatever the project defines",
+                    )
+                    return
                 self._attr_name(attr, node)
             known = self._refs.get(id(node), _UNKNOWN)
             if known is _UNKNOWN:  # `resolve(node)`, one step on from the base just resolved
@@ -287,11 +337,20 @@ class FileWalk:
             return True
         if isinstance(target, ast.Call) and isinstance(target.func, ast.Name) and target.func.id == "type":
             return True
+        if isinstance(target, ast.NamedExpr):
+            value = target.value
+            ref = self.resolve(value, None) if isinstance(value, ast.Name | ast.Attribute) else None
+            return self._patches(value, ref)
         return isinstance(target, ast.Subscript | ast.Attribute) and self._patches(target.value, None)
 
     # ---- calls ---------------------------------------------------------------------------
     def _on_call(self, node: ast.Call, scope: Scope | None) -> None:
         func = node.func
+        if isinstance(func, ast.Call) and isinstance(func.func, ast.Name):
+            self._call_of_call(node, func, scope)
+            return
+        if self._enum_functional(node, scope):
+            return
         if isinstance(func, ast.Name) and func.id in REFLECTIVE_CALLS and self.is_builtin(func.id, scope):
             self._vetted.add(id(func))
             self._reflective(node, func.id, scope)
@@ -302,8 +361,41 @@ class FileWalk:
         elif isinstance(func, ast.Attribute) and func.attr in ("format", "format_map"):
             self._vetted.add(id(func))
             self._format(node, func)
-        elif isinstance(func, ast.Attribute) and func.attr == "type" and (node.args or node.keywords):
-            self._tensor_type(node, scope)
+        elif isinstance(func, ast.Attribute) and func.attr == "type":
+            self._vetted.add(id(func))
+            if node.args or node.keywords:
+                self._tensor_type(node, scope)
+
+    def _call_of_call(self, node: ast.Call, inner: ast.Call, scope: Scope | None) -> None:
+        """`getattr(F, name)(x)` is a lookup called at once; `type(cls)(name, bases, ns)` builds a class."""
+        callee = inner.func.id  # type: ignore[attr-defined]
+        if callee == "getattr" and self.is_builtin("getattr", scope):
+            self._called_lookups.add(id(inner))
+        elif callee == "type" and self.is_builtin("type", scope) and _builds_class(node):
+            self.out.add(
+                "static.call.type_create",
+                node,
+                "calling the type of a class with a name, bases and a namespace builds a class through its "
+                "metaclass; write a `class` statement",
+            )
+
+    def _enum_functional(self, node: ast.Call, scope: Scope | None) -> bool:
+        """`Enum("X", "a b", module=...)`: the functional API writes into other modules; refused."""
+        if not (len(node.args) > 1 or node.keywords):
+            return False
+        func = node.func
+        enum_call = isinstance(func, ast.Name) and func.id in self.enum_names and self.is_builtin(func.id, scope)
+        if not enum_call and isinstance(func, ast.Name | ast.Attribute):
+            ref = self.resolve(func, scope)
+            enum_call = ref is not None and ref.path in ENUM_CLASSES
+        if enum_call:
+            self.out.add(
+                "static.call.enum_functional",
+                node,
+                "the functional Enum API (`Enum(name, members, module=...)`) can write into other modules; "
+                "write `class Name(Enum): ...` instead",
+            )
+        return enum_call
 
     def _reflective(self, node: ast.Call, name: str, scope: Scope | None) -> None:
         expected = {"getattr": (2, 3), "hasattr": (2, 2), "setattr": (3, 3), "delattr": (2, 2)}[name]
@@ -331,11 +423,33 @@ class FileWalk:
                 if isinstance(result, Denied):
                     self.out.add(result.rule_id, node, result.explanation)
                     return
+                if result.is_module and name == "getattr":
+                    self.out.add(
+                        "static.module.value",
+                        node,
+                        f"getattr on a module that gives the module {result.path}: write `{result.path}.name`",
+                    )
+                    return
+            elif attr.value == "type" and name == "getattr":
+                self.out.add("static.call.type_string", node, f"`getattr(x, 'type')` reaches `.type`; {_TYPE_HINT}")
+                return
+        elif (
+            name == "getattr"
+            and ref is not None
+            and ref.kind == "module"
+            and ref.path in COMPUTED_LOOKUP_MODULES
+            and id(node) in self._called_lookups
+            and len(args) == 2
+        ):
+            # `getattr(F, self.value)(x)`: every member of these modules is a function (or a
+            # module, which cannot be called); the result is called at once and never kept.
+            self._bases.add(id(target))
         elif not safe_prefix(attr, self.policy.forbidden_attributes) or (ref is not None and ref.is_module):
             self.out.add(
                 "static.reflection.computed",
                 node,
-                f"{name} with a computed attribute name: any attribute (dunders, frames, loaders) could be reached",
+                f"{name} with a computed attribute name: any attribute (dunders, frames, loaders) could be reached; "
+                "use a dict from names to functions ({'gelu': F.gelu, ...}), or call `getattr(F, name)(x)` at once",
             )
             return
         if name in ("setattr", "delattr") and self._patches(target, ref):
@@ -433,17 +547,47 @@ class FileWalk:
         self._long_identifier(node.name, node)
         if node.name.startswith("_"):
             self.state.defined_private.add(node.name)
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                self.out.add(
+                    "static.class.metaclass",
+                    keyword,
+                    "class keywords from `**mapping` may carry a metaclass; write the keywords out",
+                )
+        for base in node.bases:
+            if isinstance(base, ast.Starred):
+                self.out.add("static.class.metaclass", base, "base classes from `*sequence`; name the bases")
         for item in node.body:
+            value: ast.expr | None = None
             if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
                 name = item.name
             elif isinstance(item, ast.Assign) and len(item.targets) == 1 and isinstance(item.targets[0], ast.Name):
                 name = item.targets[0].id
+                self._class_targets.add(id(item.targets[0]))
+                value = item.value
             elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
                 name = item.target.id
+                self._class_targets.add(id(item.target))
+                value = item.value
             else:
                 continue
             if _dunder(name) and name not in ALLOWED_DUNDER_DEFINITIONS:
                 self.out.add("static.dunder_definition", item, f"defining {name} hooks into the interpreter")
+            elif name == "__match_args__":
+                self._match_args(item, value)
+
+    def _match_args(self, item: ast.stmt, value: ast.expr | None) -> None:
+        """A class pattern reads the attributes `__match_args__` names: they are judged as attributes."""
+        names = value.elts if isinstance(value, ast.Tuple | ast.List) else None
+        if names is None or not all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in names):
+            self.out.add("static.attribute.dunder", item, "__match_args__ must be a literal tuple of field names")
+            return
+        for element in names:
+            text = element.value  # type: ignore[attr-defined]
+            if not text.isidentifier() or _dunder(text):
+                self.out.add("static.attribute.dunder", element, f"__match_args__ names {text!r}")
+            else:
+                self._attr_name(text, element)
 
     def _on_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         limit = self.policy.max_identifier_length
@@ -455,6 +599,23 @@ class FileWalk:
                 self._long_identifier(arg.arg, arg)
         if node.name.startswith("_"):
             self.state.defined_private.add(node.name)
+        for decorator in node.decorator_list:
+            self._decorator_only(decorator)
+
+    def _decorator_only(self, decorator: ast.expr) -> None:
+        """`@torch.jit.ignore`: members of refused modules that are harmless as decorators only."""
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Attribute)):
+            return
+        root = target.value.value
+        if not isinstance(root, ast.Name) or root.id not in self.imports:
+            return
+        base = self.imports[root.id]
+        dotted = f"{base.path}.{target.value.attr}.{target.attr}"
+        if base.kind == "module" and dotted in DECORATOR_ONLY:
+            self._judged.update((id(target), id(target.value)))
+            self._bases.add(id(root))
+            self._refs[id(target)] = Ref("member", dotted)
 
     def _on_match_class(self, node: ast.MatchClass) -> None:
         for attr in node.kwd_attrs:
@@ -468,9 +629,26 @@ class FileWalk:
         value = node.value
         if isinstance(value, ast.Name | ast.Attribute):
             ref = self.resolve(value, scope)
-            target = node.targets[0]
-            if len(node.targets) == 1 and isinstance(target, ast.Name) and ref is not None and ref.is_library:
-                self.aliases[target.id] = ref
+            if ref is not None and ref.is_library:
+                for target in node.targets:  # `a = b = nn.Linear` binds both
+                    self._alias_targets(target, ref)
+
+    def _alias_targets(self, target: ast.expr, ref: Ref) -> None:
+        if isinstance(target, ast.Name):
+            self.aliases[target.id] = ref
+        elif isinstance(target, ast.Tuple | ast.List | ast.Starred):
+            for element in target.elts if not isinstance(target, ast.Starred) else [target.value]:
+                self._alias_targets(element, ref)
+
+    def _on_binding(self, node: ast.For | ast.AsyncFor | ast.NamedExpr, scope: Scope | None) -> None:
+        """`for L in (nn.Linear,)`, `(L := nn.Linear)`: the names bound may be library values too."""
+        source = node.value if isinstance(node, ast.NamedExpr) else node.iter
+        elements = source.elts if isinstance(source, ast.Tuple | ast.List | ast.Set) else [source]
+        for element in elements:
+            ref = self.resolve(element, scope) if isinstance(element, ast.Name | ast.Attribute) else None
+            if ref is not None and ref.is_library:
+                self._alias_targets(node.target, ref)
+                return
 
     # ---- the walk ------------------------------------------------------------------------
     def run(self) -> None:
@@ -478,11 +656,12 @@ class FileWalk:
         max_numbers = self.policy.max_file_literal_numbers
         max_project_numbers = self.policy.max_project_literal_numbers
         state = self.state
+        self._collect_enums()
         interest = Interest(
             names=FORBIDDEN_NAMES | REFLECTIVE_CALLS,
             imports=self.imports.keys(),
             attributes=self.state.judged_attributes,
-            calls=_JUDGED_CALLS,
+            calls=_JUDGED_CALLS | self.enum_names,
             max_length=self.policy.max_identifier_length,
             max_elements=self.policy.max_literal_elements,
         )
@@ -520,6 +699,25 @@ class FileWalk:
                 self._mark_docstring(node.body)  # type: ignore[attr-defined]
             elif kind is ast.MatchClass:
                 self._on_match_class(node)  # type: ignore[arg-type]
+            elif kind is ast.For or kind is ast.AsyncFor or kind is ast.NamedExpr:
+                self._on_binding(node, scope)  # type: ignore[arg-type]
+
+    def _collect_enums(self) -> None:
+        """Names that denote enum classes here: imported ones and this file's subclasses (in order)."""
+        for name, ref in self.imports.items():
+            if ref.path in ENUM_CLASSES:
+                self.enum_names.add(name)
+        for stmt in self.tree.body:
+            if not isinstance(stmt, ast.ClassDef):
+                continue
+            for base in stmt.bases:
+                if isinstance(base, ast.Name) and base.id in self.enum_names:
+                    self.enum_names.add(stmt.name)
+                    break
+                found = self.resolve(base, None) if isinstance(base, ast.Attribute) else None
+                if found is not None and found.path in ENUM_CLASSES:
+                    self.enum_names.add(stmt.name)
+                    break
 
     def _mark_docstring(self, body: list[ast.stmt]) -> None:
         first = body[0] if body else None
