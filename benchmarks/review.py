@@ -3,7 +3,7 @@
 The project is 30 realistic files: the benign red-team models (transformers, MoE, convolutions,
 RNNs, a multi-file package), copied into two packages. Prints both timings and their ratio;
 the target is that review costs at most 2x parsing. The two are timed alternately (best of
-N each), so that a busy machine slows both alike.
+N each) in CPU time of this process, so that other processes on a busy machine do not count.
 
     .venv/bin/python benchmarks/review.py [--repeat N]
 """
@@ -47,9 +47,9 @@ def best_of_interleaved(repeat: int, first: Callable[[], object], second: Callab
     best = [float("inf"), float("inf")]
     for _ in range(repeat):
         for slot, fn in enumerate((first, second)):
-            start = time.perf_counter()
+            start = time.process_time()
             fn()
-            best[slot] = min(best[slot], time.perf_counter() - start)
+            best[slot] = min(best[slot], time.process_time() - start)
     return best[0], best[1]
 
 

@@ -46,6 +46,9 @@ def test_policy_case_is_rejected_by_its_rule(case: dict[str, Any]) -> None:
     rules = {f.rule_id for f in report.findings}
     assert not report.accepted
     assert case["expect"] in rules, f"{case['id']}: expected {case['expect']}, got {sorted(rules)}"
+    if "line" in case:
+        lines = {f.line for f in report.findings if f.rule_id == case["expect"]}
+        assert case["line"] in lines, f"{case['id']}: {case['expect']} expected at line {case['line']}, got {lines}"
     for finding in report.findings:
         assert finding.path in files and finding.explanation and len(finding.snippet_sha256) in (0, 64)
 

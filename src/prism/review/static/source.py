@@ -53,14 +53,17 @@ def _foreign_cookie(text: str) -> tuple[int, str] | None:
     where `str.splitlines` would break. Both readings are checked; `detect_encoding` itself is
     the final word (it also refuses a cookie that contradicts a BOM).
     """
-    head = text[:4096]
-    for lines in (_split_first(head, _NEWLINE_ONLY), _split_first(head, _UNIVERSAL)):
+    by_newline = _split_first(text, _NEWLINE_ONLY)
+    if not any("coding" in line for line in by_newline):
+        return None  # the universal-newline lines are pieces of these two
+    for lines in (_split_first(text, _UNIVERSAL), by_newline):
         for number, line in enumerate(lines, start=1):
             match = _COOKIE.match(line)
             if match and match.group(1).lower() not in _UTF8_NAMES:
                 return number, match.group(1)
+    head = "".join(f"{line}\n" for line in by_newline).encode("utf-8", errors="replace")
     try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(head.encode("utf-8", errors="replace")).readline)
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(head).readline)
     except SyntaxError as exc:
         return 1, str(exc)[:80]
     if encoding not in ("utf-8", "utf-8-sig"):
