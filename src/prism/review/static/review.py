@@ -99,6 +99,14 @@ def review_project(project: Project, *, policy: StaticPolicy | None = None) -> S
     for out, node, attr in state.private_reads:
         if attr not in state.defined_private:
             out.add("static.attribute.private", node, f"attribute {attr} is private and not defined by the project")
+    for out, node, attrs in state.pending_patches:
+        if attrs & state.attr_aliases:
+            out.add(
+                "static.monkeypatch",
+                node,
+                f"assigning an attribute of {', '.join(sorted(attrs & state.attr_aliases))}, which holds a "
+                "library module or class, changes code the harness relies on",
+            )
     for out, node, module, name in state.reexports:
         if name in state.module_imports.get(module, set()):
             out.add(

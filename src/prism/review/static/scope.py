@@ -48,7 +48,7 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 # (`index` queues names, attributes and calls itself, and only those a rule may judge.)
 RULE_NODES = frozenset(
     {ast.Constant, ast.Module, ast.ClassDef, ast.MatchClass, ast.FunctionDef, ast.AsyncFunctionDef}
-    | {ast.For, ast.AsyncFor, ast.NamedExpr}
+    | {ast.For, ast.AsyncFor, ast.NamedExpr, ast.ExceptHandler, ast.MatchAs, ast.MatchStar, ast.MatchMapping}
 )
 _AST = ast.AST
 _LOAD = ast.Load
@@ -63,9 +63,9 @@ _kind: type
 for _kind in SCOPE_TYPES:
     _FLAGS[_kind] = _FLAGS.get(_kind, 0) | _SCOPE
 for _kind in (ast.ExceptHandler, ast.MatchAs, ast.MatchStar):
-    _FLAGS[_kind] = _BINDS_NAME
+    _FLAGS[_kind] = _FLAGS.get(_kind, 0) | _BINDS_NAME
 _FLAGS[ast.ClassDef] |= _BINDS_NAME | _CLASS
-_FLAGS[ast.MatchMapping] = _BINDS_REST
+_FLAGS[ast.MatchMapping] = _FLAGS.get(ast.MatchMapping, 0) | _BINDS_REST
 _FLAGS[ast.Global] = _FLAGS[ast.Nonlocal] = _DECLARES
 _FLAGS[ast.Constant] |= _LEAF
 _FLAGS[ast.Assign] = _QUEUE_REF
@@ -150,7 +150,14 @@ class _Switch:
 _FLAGS[_Switch] = _SWITCH
 
 
-def _enter(node: ast.AST, scope: Scope | None, binder: Scope | None, stack: list[object], scopes: list[Scope]) -> None:
+def _enter(
+    node: ast.AST,
+    scope: Scope | None,
+    binder: Scope | None,
+    stack: list[object],
+    scopes: list[Scope],
+    queue: list[tuple[ast.AST, Scope | None]],
+) -> None:
     """Decorators, defaults and annotations run in the enclosing scope; the body in its own.
 
     Only the body (for comprehensions: targets, conditions and inner iterables) binds names in
@@ -176,6 +183,8 @@ def _enter(node: ast.AST, scope: Scope | None, binder: Scope | None, stack: list
         outer_items += node.args.defaults + [d for d in node.args.kw_defaults if d is not None]
         inner_items.append(node.body)
     elif isinstance(node, _COMPREHENSIONS):
+        # Each `for` of a comprehension binds its target: the rules see it as a binding.
+        queue.extend((gen, inner) for gen in node.generators)
         first, *rest = node.generators
         outer_items.append(first.iter)
         inner_items += [first.target, *first.ifs]
@@ -345,6 +354,8 @@ def index(tree: ast.AST, interest: Interest) -> list[tuple[ast.AST, Scope | None
             elif flags & _QUEUE_REF:
                 # An assignment matters only when it may alias a library member (`L = nn.Linear`).
                 root = node.value
+                if type(root) is ast.Tuple or type(root) is ast.List:
+                    enqueue((node, scope))  # `L, M = nn.Linear, nn.Conv1d`
                 while type(root) is _ATTRIBUTE:
                     root = root.value
                 if type(root) is _NAME and root.id in imports:
@@ -355,7 +366,7 @@ def index(tree: ast.AST, interest: Interest) -> list[tuple[ast.AST, Scope | None
             if flags & _SCOPE:
                 if binder is not None and (kind is ast.FunctionDef or kind is ast.AsyncFunctionDef):
                     binder.bound.add(node.name)
-                _enter(node, scope, binder, stack, scopes)
+                _enter(node, scope, binder, stack, scopes, queue)
                 continue
             if binder is not None:
                 if flags & _BINDS_NAME and node.name:

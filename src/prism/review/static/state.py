@@ -39,6 +39,10 @@ class ProjectState:
         self.literal_bytes = 0
         self.literal_numbers = 0
         self.deadline = time.monotonic() + policy.deadline_s
+        # Attribute names bound to library values anywhere (`self.cls = nn.Linear`), and every
+        # attribute store whose base goes through named attributes: judged once all files are read.
+        self.attr_aliases: set[str] = set()
+        self.pending_patches: list[tuple[FileFindings, ast.AST, frozenset[str]]] = []
         self._steps: dict[tuple[str, str], Ref | Denied] = {}
         # Attribute names with a rule of their own (besides private ones, which all have).
         self.judged_attributes = policy.forbidden_attributes | FORMAT_METHODS | {"type"}

@@ -196,15 +196,7 @@ class TopLevel:
             ref = self.walk.resolve(base, None) if isinstance(base, ast.Name | ast.Attribute) else None
             enum_base = enum_base or (ref is not None and ref.path.startswith("enum."))
         for keyword in node.keywords:
-            if keyword.arg == "metaclass":
-                ref = (
-                    self.walk.resolve(keyword.value, None)
-                    if isinstance(keyword.value, ast.Name | ast.Attribute)
-                    else None
-                )
-                if ref is None or ref.path not in ("abc.ABCMeta",):
-                    self.out.add("static.class.metaclass", keyword, "a metaclass runs code when the class is created")
-            else:
+            if keyword.arg not in ("metaclass", None):  # metaclasses are judged for every class (walk)
                 self._expr(keyword.value, "a class keyword", calls=False)
         defined: set[str] = set()
         for item in node.body:

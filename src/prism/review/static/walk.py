@@ -23,7 +23,7 @@ from prism.review.static.policy import (
     REFLECTIVE_CALLS,
 )
 from prism.review.static.resolve import Denied, Ref, import_module
-from prism.review.static.scope import Interest, Scope, index
+from prism.review.static.scope import Interest, Scope, children, index
 from prism.review.static.state import FORMAT_METHODS, ProjectState, import_statements, plain_fields, safe_prefix
 
 _BLOB = re.compile(r"[A-Za-z0-9+/=_\-]+")
@@ -96,6 +96,9 @@ class FileWalk:
 
     def _import(self, node: ast.Import) -> None:
         for alias in node.names:
+            if alias.asname and _dunder(alias.asname):
+                self._dunder_binding(alias.asname, alias)
+                continue
             ref = import_module(self.policy, self.state.modules, alias.name)
             if isinstance(ref, Denied):
                 self.out.add(ref.rule_id, node, ref.explanation)
@@ -125,6 +128,9 @@ class FileWalk:
                 self.out.add("static.import.star", node, "star imports bind names the review cannot see")
                 continue
             bound = alias.asname or alias.name
+            if _dunder(bound):
+                self._dunder_binding(bound, alias)
+                continue
             if source.kind == "project_module":
                 full = f"{source.path}.{alias.name}" if source.path else alias.name
                 if modules.has(full):
@@ -322,7 +328,7 @@ class FileWalk:
             self.state.defined_private.add(node.attr)
         if _dunder(node.attr) and node.attr not in ALLOWED_DUNDER_DEFINITIONS:
             self.out.add("static.attribute.dunder", node, f"assigning {node.attr} rewires an object")
-        if self._patches(node.value, base):
+        if self._patches(node.value, base, node):
             self.out.add(
                 "static.monkeypatch",
                 node,
@@ -330,18 +336,45 @@ class FileWalk:
                 "the harness relies on",
             )
 
-    def _patches(self, target: ast.expr, base: Ref | None) -> bool:
+    def _patches(self, target: ast.expr, base: Ref | None, node: ast.AST | None = None) -> bool:
+        """Whether the object written to may be a library module or class.
+
+        Unknown is untrusted: the base counts as a library value when a library reference or an
+        alias of one appears anywhere in it (`[nn.Linear][0]`, `getattr(nn, "Linear")`,
+        `(L := nn.Linear)`, `type(x)`), except as the callee of a call (`torch.zeros(3)` is a
+        new tensor). Attribute names bound to library values anywhere in the project
+        (`self.cls = nn.Linear`) are checked once every file is read (`node` given).
+        """
         if base is not None and base.kind != "project_member":
             return True
-        if isinstance(target, ast.Name) and target.id in self.aliases:
-            return True
-        if isinstance(target, ast.Call) and isinstance(target.func, ast.Name) and target.func.id == "type":
-            return True
-        if isinstance(target, ast.NamedExpr):
-            value = target.value
-            ref = self.resolve(value, None) if isinstance(value, ast.Name | ast.Attribute) else None
-            return self._patches(value, ref)
-        return isinstance(target, ast.Subscript | ast.Attribute) and self._patches(target.value, None)
+        attrs: set[str] = set()
+        pending: list[ast.AST] = [target]
+        while pending:
+            sub = pending.pop()
+            kind = type(sub)
+            if kind is _NAME:
+                name = sub.id  # type: ignore[attr-defined]
+                ref = self.aliases.get(name) or self.imports.get(name)
+                if ref is not None and ref.is_library:
+                    return True
+            elif kind is _ATTRIBUTE:
+                attrs.add(sub.attr)  # type: ignore[attr-defined]
+                pending.append(sub.value)  # type: ignore[attr-defined]
+            elif kind is _CALL:
+                func = sub.func  # type: ignore[attr-defined]
+                if isinstance(func, ast.Name) and func.id == "type":
+                    return True
+                pending.extend(sub.args)  # type: ignore[attr-defined]
+                pending.extend(k.value for k in sub.keywords)  # type: ignore[attr-defined]
+                if not isinstance(func, ast.Name | ast.Attribute):
+                    pending.append(func)
+            elif kind is ast.Lambda:
+                pending.append(sub.body)  # type: ignore[attr-defined]
+            else:
+                pending.extend(children(sub))
+        if attrs and node is not None:
+            self.state.pending_patches.append((self.out, node, frozenset(attrs)))
+        return False
 
     # ---- calls ---------------------------------------------------------------------------
     def _on_call(self, node: ast.Call, scope: Scope | None) -> None:
@@ -547,6 +580,8 @@ class FileWalk:
         self._long_identifier(node.name, node)
         if node.name.startswith("_"):
             self.state.defined_private.add(node.name)
+        if _dunder(node.name):
+            self._dunder_binding(node.name, node)
         for keyword in node.keywords:
             if keyword.arg is None:
                 self.out.add(
@@ -554,6 +589,15 @@ class FileWalk:
                     keyword,
                     "class keywords from `**mapping` may carry a metaclass; write the keywords out",
                 )
+            elif keyword.arg == "metaclass":
+                value = keyword.value
+                ref = self.resolve(value, None) if isinstance(value, ast.Name | ast.Attribute) else None
+                if ref is None or ref.path != "abc.ABCMeta":
+                    self.out.add(
+                        "static.class.metaclass",
+                        keyword,
+                        "a metaclass runs code when the class is created; only abc.ABCMeta is allowed",
+                    )
         for base in node.bases:
             if isinstance(base, ast.Starred):
                 self.out.add("static.class.metaclass", base, "base classes from `*sequence`; name the bases")
@@ -601,6 +645,14 @@ class FileWalk:
             self.state.defined_private.add(node.name)
         for decorator in node.decorator_list:
             self._decorator_only(decorator)
+        # `def f(L=nn.Linear): L.forward = g`: a parameter whose default is a library value.
+        positional = [*args.posonlyargs, *args.args]
+        pairs = [*zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True)]
+        pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None]
+        for arg, default in pairs:
+            ref = self.resolve(default, None) if isinstance(default, ast.Name | ast.Attribute) else None
+            if ref is not None and ref.is_library:
+                self.aliases[arg.arg] = ref
 
     def _decorator_only(self, decorator: ast.expr) -> None:
         """`@torch.jit.ignore`: members of refused modules that are harmless as decorators only."""
@@ -627,20 +679,39 @@ class FileWalk:
         The value is resolved here, before the walk reaches it, so that its reference is known.
         """
         value = node.value
-        if isinstance(value, ast.Name | ast.Attribute):
-            ref = self.resolve(value, scope)
+        elements = value.elts if isinstance(value, ast.Tuple | ast.List) else [value]
+        for element in elements:
+            ref = self.resolve(element, scope) if isinstance(element, ast.Name | ast.Attribute) else None
             if ref is not None and ref.is_library:
                 for target in node.targets:  # `a = b = nn.Linear` binds both
-                    self._alias_targets(target, ref)
+                    self._alias_targets(target, ref, class_level=scope is None)
+                return
 
-    def _alias_targets(self, target: ast.expr, ref: Ref) -> None:
+    def _alias_targets(self, target: ast.expr, ref: Ref, *, class_level: bool = False) -> None:
+        """Names bound to a library value; attribute names too (`self.cls = nn.Linear`, a class
+        attribute, a module global read as `helper.L`), judged project-wide at the end."""
         if isinstance(target, ast.Name):
             self.aliases[target.id] = ref
+            if class_level:
+                self.state.attr_aliases.add(target.id)
+        elif isinstance(target, ast.Attribute):
+            self.state.attr_aliases.add(target.attr)
         elif isinstance(target, ast.Tuple | ast.List | ast.Starred):
             for element in target.elts if not isinstance(target, ast.Starred) else [target.value]:
-                self._alias_targets(element, ref)
+                self._alias_targets(element, ref, class_level=class_level)
 
-    def _on_binding(self, node: ast.For | ast.AsyncFor | ast.NamedExpr, scope: Scope | None) -> None:
+    def _dunder_binding(self, name: str, node: ast.AST) -> None:
+        self.out.add("static.name.dunder_store", node, f"binding {name} rewires the interpreter")
+
+    def _on_named_binding(self, node: ast.ExceptHandler | ast.MatchAs | ast.MatchStar | ast.MatchMapping) -> None:
+        """`except E as __name__`, `case __name__:`: names bound by handlers and patterns."""
+        name = node.rest if isinstance(node, ast.MatchMapping) else node.name
+        if name is not None and _dunder(name):
+            self._dunder_binding(name, node)
+
+    def _on_binding(
+        self, node: ast.For | ast.AsyncFor | ast.NamedExpr | ast.comprehension, scope: Scope | None
+    ) -> None:
         """`for L in (nn.Linear,)`, `(L := nn.Linear)`: the names bound may be library values too."""
         source = node.value if isinstance(node, ast.NamedExpr) else node.iter
         elements = source.elts if isinstance(source, ast.Tuple | ast.List | ast.Set) else [source]
@@ -699,7 +770,9 @@ class FileWalk:
                 self._mark_docstring(node.body)  # type: ignore[attr-defined]
             elif kind is ast.MatchClass:
                 self._on_match_class(node)  # type: ignore[arg-type]
-            elif kind is ast.For or kind is ast.AsyncFor or kind is ast.NamedExpr:
+            elif kind is ast.ExceptHandler or kind is ast.MatchAs or kind is ast.MatchStar or kind is ast.MatchMapping:
+                self._on_named_binding(node)  # type: ignore[arg-type]
+            elif kind is ast.For or kind is ast.AsyncFor or kind is ast.NamedExpr or kind is ast.comprehension:
                 self._on_binding(node, scope)  # type: ignore[arg-type]
 
     def _collect_enums(self) -> None:
