@@ -590,8 +590,8 @@ class FileWalk:
                     "class keywords from `**mapping` may carry a metaclass; write the keywords out",
                 )
             elif keyword.arg == "metaclass":
-                value = keyword.value
-                ref = self.resolve(value, None) if isinstance(value, ast.Name | ast.Attribute) else None
+                meta = keyword.value
+                ref = self.resolve(meta, None) if isinstance(meta, ast.Name | ast.Attribute) else None
                 if ref is None or ref.path != "abc.ABCMeta":
                     self.out.add(
                         "static.class.metaclass",
