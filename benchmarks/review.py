@@ -1,7 +1,10 @@
 """Static review throughput against bare `ast.parse` of the same files, in the same run.
 
-The project is 30 realistic files: the benign red-team models (transformers, MoE, convolutions,
-RNNs, a multi-file package), copied into two packages. Prints both timings and their ratio;
+Two projects. "benign": 30 realistic files, the benign red-team models (transformers, MoE,
+convolutions, RNNs, a multi-file package), copied into two packages. "independent": ordinary
+models the review was not tuned on, written in other styles (functional parameters, typed
+configs, nn.Sequential only, einsum; `benchmarks/corpus/`, plus the similarity corpus of
+`tests/review/corpus/` where present). Prints both timings and their ratio per project;
 the target is that review costs at most 2x parsing. The two are timed alternately (best of
 N each) in CPU time of this process, so that other processes on a busy machine do not count.
 
@@ -19,7 +22,9 @@ from pathlib import Path
 from prism.intake.project import Project, ProjectConfig
 from prism.review.static import review_project
 
-BENIGN = Path(__file__).resolve().parents[1] / "tests" / "redteam" / "benign"
+ROOT = Path(__file__).resolve().parents[1]
+BENIGN = ROOT / "tests" / "redteam" / "benign"
+INDEPENDENT = (ROOT / "benchmarks" / "corpus", ROOT / "tests" / "review" / "corpus")
 TARGET_FILES = 30
 
 
@@ -42,6 +47,20 @@ def build_project() -> Project:
     return Project(files=files, config=ProjectConfig(entrypoint="main.py"))
 
 
+def build_independent() -> list[Project]:
+    """Every ordinary model of the independent corpora, each its own project (a folder of
+    `tests/review/corpus/` is one project; each file of `benchmarks/corpus/` is one)."""
+    projects: list[Project] = []
+    local, similarity = INDEPENDENT
+    for path in sorted(local.glob("*.py")):
+        projects.append(Project(files={"model.py": path.read_text(encoding="utf-8")}))
+    for folder in sorted(p for p in similarity.iterdir() if p.is_dir()) if similarity.is_dir() else []:
+        files = {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.py"))}
+        if "model.py" in files:
+            projects.append(Project(files=files))
+    return projects
+
+
 def best_of_interleaved(repeat: int, first: Callable[[], object], second: Callable[[], object]) -> tuple[float, float]:
     """Best time of each of two functions, run alternately so both see the same machine load."""
     best = [float("inf"), float("inf")]
@@ -53,27 +72,37 @@ def best_of_interleaved(repeat: int, first: Callable[[], object], second: Callab
     return best[0], best[1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=30)
-    args = parser.parse_args()
-    project = build_project()
-    texts = list(project.python_files.values())
+def measure(label: str, projects: list[Project], repeat: int) -> float:
+    texts = [t for project in projects for t in project.python_files.values()]
     lines = sum(t.count("\n") for t in texts)
-    report = review_project(project)
-    print(f"project: {len(texts)} files, {lines} lines, accepted={report.accepted}")
-    if not report.accepted:
-        for finding in report.findings[:10]:
+    reports = [review_project(project) for project in projects]
+    rejected = [(p, r) for p, r in zip(projects, reports, strict=True) if not r.accepted]
+    print(f"[{label}] {len(projects)} projects, {len(texts)} files, {lines} lines, rejected={len(rejected)}")
+    for _, report in rejected:
+        for finding in report.findings[:5]:
             print("  ", finding.rule_id, finding.path, finding.line, finding.explanation)
 
     def parse_all() -> None:
         for text in texts:
             ast.parse(text)
 
-    parse, review = best_of_interleaved(args.repeat, parse_all, lambda: review_project(project))
-    print(f"ast.parse only : {parse * 1000:8.2f} ms")
-    print(f"review_project : {review * 1000:8.2f} ms (includes its own parse)")
-    print(f"ratio          : {review / parse:8.2f}x  (target <= 2.0x)")
+    def review_all() -> None:
+        for project in projects:
+            review_project(project)
+
+    parse, review = best_of_interleaved(repeat, parse_all, review_all)
+    print(f"[{label}] ast.parse only : {parse * 1000:8.2f} ms")
+    print(f"[{label}] review_project : {review * 1000:8.2f} ms (includes its own parse)")
+    print(f"[{label}] ratio          : {review / parse:8.2f}x  (target <= 2.0x)")
+    return review / parse
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+    measure("benign", [build_project()], args.repeat)
+    measure("independent", build_independent(), args.repeat)
 
 
 if __name__ == "__main__":

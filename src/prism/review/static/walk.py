@@ -646,11 +646,18 @@ class FileWalk:
         for decorator in node.decorator_list:
             self._decorator_only(decorator)
         # `def f(L=nn.Linear): L.forward = g`: a parameter whose default is a library value.
+        if not args.defaults and not args.kw_defaults:
+            return
         positional = [*args.posonlyargs, *args.args]
         pairs = [*zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True)]
         pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None]
         for arg, default in pairs:
-            ref = self.resolve(default, None) if isinstance(default, ast.Name | ast.Attribute) else None
+            root = default
+            while type(root) is _ATTRIBUTE:
+                root = root.value
+            if type(root) is not _NAME or root.id not in self.imports:
+                continue
+            ref = self.resolve(default, None)
             if ref is not None and ref.is_library:
                 self.aliases[arg.arg] = ref
 
@@ -777,9 +784,13 @@ class FileWalk:
 
     def _collect_enums(self) -> None:
         """Names that denote enum classes here: imported ones and this file's subclasses (in order)."""
+        enum_module = False
         for name, ref in self.imports.items():
             if ref.path in ENUM_CLASSES:
                 self.enum_names.add(name)
+            enum_module = enum_module or ref.path == "enum"
+        if not (enum_module or self.enum_names):
+            return  # no enum imported: no class of this file can be one
         for stmt in self.tree.body:
             if not isinstance(stmt, ast.ClassDef):
                 continue
