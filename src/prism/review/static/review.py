@@ -13,6 +13,7 @@ the entrypoint must satisfy the model contract. See docs/intake-and-review.md.
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ class StaticReport:
         return not self.findings
 
 
+@functools.lru_cache(maxsize=8)
 def _shadowed_names(policy: StaticPolicy) -> frozenset[str]:
     roots = {name.split(".")[0] for name in policy.allowed_modules}
     return frozenset(sys.stdlib_module_names) | EXTRA_SHADOWED_NAMES | roots

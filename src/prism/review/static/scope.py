@@ -232,11 +232,9 @@ class Interest:
     max_elements: int
 
 
-def _judged_attribute(attr: str, known: dict[str, bool], attributes: AbstractSet[str], max_length: int) -> bool:
-    verdict = known.get(attr)
-    if verdict is None:
-        verdict = known[attr] = attr in attributes or len(attr) > max_length or attr.startswith("_")
-    return verdict
+def _judged(attr: str, attributes: AbstractSet[str], max_length: int) -> bool:
+    """Whether some rule judges an attribute of this name on any base (asked once per name)."""
+    return attr in attributes or len(attr) > max_length or attr.startswith("_")
 
 
 def index(tree: ast.AST, interest: Interest) -> list[tuple[ast.AST, Scope | None]]:
@@ -310,7 +308,11 @@ def index(tree: ast.AST, interest: Interest) -> list[tuple[ast.AST, Scope | None
                 # the one below as a legitimate attribute base.
                 deepest = len(links) if name_queued else 0
                 for position in range(len(links) - 1, deepest - 1, -1):
-                    if _judged_attribute(links[position].attr, queued_attributes, attributes, max_length):
+                    attr = links[position].attr
+                    verdict = queued_attributes.get(attr)
+                    if verdict is None:
+                        verdict = queued_attributes[attr] = _judged(attr, attributes, max_length)
+                    if verdict:
                         deepest = position
                         break
                 for link in links[: deepest + 1]:
@@ -323,7 +325,11 @@ def index(tree: ast.AST, interest: Interest) -> list[tuple[ast.AST, Scope | None
                 else:
                     links_to_judge = links
                 for link in links_to_judge:
-                    if _judged_attribute(link.attr, queued_attributes, attributes, max_length):
+                    attr = link.attr
+                    verdict = queued_attributes.get(attr)
+                    if verdict is None:
+                        verdict = queued_attributes[attr] = _judged(attr, attributes, max_length)
+                    if verdict:
                         enqueue((link, scope))
             if not base_name:
                 push(root)

@@ -19,6 +19,21 @@ FORMAT_METHODS = frozenset({"format", "format_map"})
 _FORMATTER = string.Formatter()
 
 
+# `step` results per policy, shared by every review in the process (the same few library members
+# recur in every project). Bounded: attribute names are chosen by submissions.
+_STEPS: dict[StaticPolicy, dict[tuple[str, str], Ref | Denied]] = {}
+_MAX_STEPS = 20_000
+
+
+def _steps_for(policy: StaticPolicy) -> dict[tuple[str, str], Ref | Denied]:
+    steps = _STEPS.get(policy)
+    if steps is None or len(steps) > _MAX_STEPS:
+        if len(_STEPS) > 8:
+            _STEPS.clear()
+        steps = _STEPS[policy] = {}
+    return steps
+
+
 class TooComplex(Exception):
     """The project's review deadline passed; it is rejected as `static.too_complex`."""
 
@@ -43,7 +58,7 @@ class ProjectState:
         # attribute store whose base goes through named attributes: judged once all files are read.
         self.attr_aliases: set[str] = set()
         self.pending_patches: list[tuple[FileFindings, ast.AST, frozenset[str]]] = []
-        self._steps: dict[tuple[str, str], Ref | Denied] = {}
+        self._steps = _steps_for(policy)
         # Attribute names with a rule of their own (besides private ones, which all have).
         self.judged_attributes = policy.forbidden_attributes | FORMAT_METHODS | {"type"}
 

@@ -743,9 +743,9 @@ class FileWalk:
             max_length=self.policy.max_identifier_length,
             max_elements=self.policy.max_literal_elements,
         )
-        for count, (node, scope) in enumerate(index(self.tree, interest)):
-            if not count & 0x1FFF:
-                state.check_deadline()
+        queue = index(self.tree, interest)
+        state.check_deadline()  # index is linear in the file; the rules below are too
+        for node, scope in queue:
             kind = type(node)
             if kind is _NAME:
                 self._on_name(node, scope)  # type: ignore[arg-type]
