@@ -62,6 +62,8 @@ PURE_LIBRARY_CALLS = frozenset(
         "functools.partial",
     }
 )
+# Dunder methods Python never calls on a value at import: construction (not pure anyway) and calls.
+_INERT_DUNDERS = frozenset({"__init__", "__post_init__", "__new__", "__call__"})
 _INERT_FACTORIES = frozenset({"list", "dict", "set", "tuple", "frozenset"})
 _SETTER_ATTRS = frozenset({"setter", "getter", "deleter"})
 _ENUM_HOOKS = frozenset({"__init__", "__new__", "_missing_", "_generate_next_value_"})
@@ -104,11 +106,25 @@ class TopLevel:
         self.pure_classes = pure_classes
         self.deferred: list[tuple[ast.expr, str, bool]] | None = [] if deferring else None
         self.defined: set[str] = set()
+        self.hooked: set[str] = set()
 
     def run(self, tree: ast.Module) -> None:
         # Functions and classes of this module: never a builtin, and never called at import.
         self.defined = {
             stmt.name for stmt in tree.body if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        }
+        # Classes whose values run methods of this file when formatted, hashed, compared or added
+        # (an Enum with `__str__`, a class with `__eq__`): their members exist without a call.
+        self.hooked = {
+            stmt.name
+            for stmt in tree.body
+            if isinstance(stmt, ast.ClassDef)
+            and any(
+                isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+                and item.name.startswith("__")
+                and item.name not in _INERT_DUNDERS
+                for item in stmt.body
+            )
         }
         for stmt in tree.body:
             self._statement(stmt)
@@ -309,7 +325,48 @@ class TopLevel:
                 pending.extend(sub.args.defaults)
                 pending.extend(d for d in sub.args.kw_defaults if d is not None)
                 continue
+            elif self.hooked:
+                operand = self._hooked_operand(sub)
+                if operand is not None:
+                    self.out.add(
+                        "static.toplevel.call",
+                        operand,
+                        f"{where} formats, hashes, compares or operates on a value of a class of this file "
+                        "that defines its own dunder methods: they would run at import",
+                    )
+                    return
             pending.extend(children(sub))
+
+    def _hooked_operand(self, sub: ast.AST) -> ast.expr | None:
+        """An operand whose own dunder (`__str__`, `__hash__`, `__eq__`, `__add__`...) Python calls here."""
+        operands: list[ast.expr]
+        if isinstance(sub, ast.JoinedStr):
+            operands = [v.value for v in sub.values if isinstance(v, ast.FormattedValue)]
+        elif isinstance(sub, ast.Dict):
+            operands = [k for k in sub.keys if k is not None]
+        elif isinstance(sub, ast.Set):
+            operands = list(sub.elts)
+        elif isinstance(sub, ast.BinOp):
+            operands = [sub.left, sub.right]
+        elif isinstance(sub, ast.UnaryOp):
+            operands = [sub.operand]
+        elif isinstance(sub, ast.Compare):
+            operands = [sub.left, *sub.comparators]
+        elif isinstance(sub, ast.BoolOp):
+            operands = list(sub.values)
+        elif isinstance(sub, ast.Subscript):
+            operands = [sub.value, sub.slice]
+        elif isinstance(sub, ast.Call):
+            operands = [*sub.args, *(k.value for k in sub.keywords)]
+        else:
+            return None
+        for operand in operands:
+            root = operand
+            while isinstance(root, ast.Attribute | ast.Subscript | ast.Starred):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in self.hooked:
+                return operand
+        return None
 
     def _surely_builtin(self, name: str) -> bool:
         """Not bound anywhere at module or class level (`list = f` makes `list(...)` run `f`)."""
