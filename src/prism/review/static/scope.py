@@ -55,6 +55,8 @@ _LOAD = ast.Load
 _NAME = ast.Name
 _ATTRIBUTE = ast.Attribute
 _CALL = ast.Call
+# Assigned values that may hold a library value inside (`[nn.Linear]`, `a if c else nn.Linear`).
+_CONTAINER_VALUES = frozenset({ast.Tuple, ast.List, ast.Set, ast.Dict, ast.IfExp, ast.BoolOp, ast.Subscript})
 # What `index` does with a node beyond visiting its fields, as bit flags (one dict lookup).
 _QUEUE, _SWITCH, _SCOPE, _BINDS_NAME, _BINDS_REST, _DECLARES, _CLASS, _LEAF = 1, 2, 4, 8, 16, 32, 64, 128
 _QUEUE_BIG, _QUEUE_REF = 256, 512
@@ -360,8 +362,11 @@ def index(tree: ast.AST, interest: Interest) -> list[tuple[ast.AST, Scope | None
             elif flags & _QUEUE_REF:
                 # An assignment matters only when it may alias a library member (`L = nn.Linear`).
                 root = node.value
-                if type(root) is ast.Tuple or type(root) is ast.List:
-                    enqueue((node, scope))  # `L, M = nn.Linear, nn.Conv1d`
+                shape = type(root)
+                if shape in _CONTAINER_VALUES or (
+                    shape is _CALL and type(root.func) is _NAME and root.func.id == "getattr"
+                ):
+                    enqueue((node, scope))  # `L, M = nn.Linear, nn.Conv1d`, `L = a or nn.Linear`
                 while type(root) is _ATTRIBUTE:
                     root = root.value
                 if type(root) is _NAME and root.id in imports:

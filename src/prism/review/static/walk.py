@@ -685,14 +685,48 @@ class FileWalk:
 
         The value is resolved here, before the walk reaches it, so that its reference is known.
         """
-        value = node.value
-        elements = value.elts if isinstance(value, ast.Tuple | ast.List) else [value]
-        for element in elements:
-            ref = self.resolve(element, scope) if isinstance(element, ast.Name | ast.Attribute) else None
-            if ref is not None and ref.is_library:
-                for target in node.targets:  # `a = b = nn.Linear` binds both
-                    self._alias_targets(target, ref, class_level=scope is None)
-                return
+        ref = self._library_value(node.value, scope)
+        if ref is not None:
+            for target in node.targets:  # `a = b = nn.Linear` binds both
+                self._alias_targets(target, ref, class_level=scope is None)
+
+    def _library_value(self, value: ast.expr, scope: Scope | None, depth: int = 0) -> Ref | None:
+        """A library module or member the expression may evaluate to (`nn.Linear`, `getattr(nn,
+        "Linear")`, `a if c else nn.Linear`, `[nn.Linear, nn.Conv1d]`), else None."""
+        if depth > 8:
+            return None
+        if isinstance(value, ast.Name | ast.Attribute):
+            ref = self.resolve(value, scope)
+            return ref if ref is not None and ref.is_library else None
+        if isinstance(value, ast.Call):
+            func, args = value.func, value.args
+            if not (isinstance(func, ast.Name) and func.id == "getattr" and len(args) >= 2):
+                return None
+            base = self.resolve(args[0], scope) if isinstance(args[0], ast.Name | ast.Attribute) else None
+            name = args[1]
+            if base is None or not base.is_library or not isinstance(name, ast.Constant):
+                return None
+            if not isinstance(name.value, str):
+                return None
+            return Ref("member", f"{base.path}.{name.value}")
+        parts: list[ast.expr]
+        if isinstance(value, ast.IfExp):
+            parts = [value.body, value.orelse]
+        elif isinstance(value, ast.BoolOp):
+            parts = list(value.values)
+        elif isinstance(value, ast.Tuple | ast.List | ast.Set):
+            parts = [e.value if isinstance(e, ast.Starred) else e for e in value.elts]
+        elif isinstance(value, ast.Dict):
+            parts = list(value.values)
+        elif isinstance(value, ast.Subscript):
+            parts = [value.value]
+        else:
+            return None
+        for part in parts:
+            ref = self._library_value(part, scope, depth + 1)
+            if ref is not None:
+                return ref
+        return None
 
     def _alias_targets(self, target: ast.expr, ref: Ref, *, class_level: bool = False) -> None:
         """Names bound to a library value; attribute names too (`self.cls = nn.Linear`, a class
