@@ -425,10 +425,11 @@ def pure_dataclasses(walk: FileWalk) -> set[str]:
 
 def _inert_body(cls: ast.ClassDef, walk: FileWalk) -> bool:
     """No method Python would call on its own: no dunder at all (`__eq__`, `__hash__`, `__repr__`
-    run inside `==`, dict keys, f-strings at import), and no decorated method."""
+    run inside `==`, dict keys, f-strings at import). Decorators (`@property`) are judged where
+    they stand and run at class creation, not at construction."""
     for item in cls.body:
         if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
-            if item.name.startswith("__") or item.decorator_list:
+            if item.name.startswith("__"):
                 return False
             continue
         if isinstance(item, ast.AnnAssign) and item.value is not None:

@@ -28,6 +28,10 @@ class Config:
     widths: tuple[int, ...] = (64, 64)
     extras: list[int] = field(default_factory=list)
 
+    @property
+    def ratio(self) -> int:
+        return 4
+
     def hidden(self) -> int:
         return self.width * 4
 
