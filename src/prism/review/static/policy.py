@@ -1,8 +1,9 @@
 """What the static review allows: module allowlists, forbidden names, literal budgets.
 
-The policy is an allowlist at the module level (a submission may import only what is listed
-here) and a denylist at the attribute level, because attribute access on values whose type a
-static pass cannot know must be judged by name. Names are denied when any object an allowed
+The policy is an allowlist of modules (a submission may import only what is listed here) and,
+inside each, an allowlist of the members it may reach (`allowlist.py`, table in `modules.py`).
+Attributes of *values* (tensors, layers, parameters) are judged by name, because a static pass
+cannot know a value's type. Names are denied when any object an allowed
 module can hand out carries something dangerous under that name (a module that reaches the OS,
 a loader of pickles or native code, a frame or code object, a global hook), so that aliasing a
 value through a variable, a parameter or a container does not change the verdict.

@@ -3,7 +3,8 @@
 `torch.nn.functional.pad` is walked step by step from the binding of `torch`. Each step into a
 module must land on the module's canonical name and that module must be allowed, so that
 `torch.nn.functional.torch.os` or `torch.utils.data` are refused even though they start at an
-allowed root. Steps into private members of a library are refused.
+allowed root. Steps into private members of a library are refused, and a step to a member must
+land on a name of that module's allowlist (`MEMBERS`, see `allowlist.py`).
 """
 
 from __future__ import annotations

@@ -6,8 +6,11 @@ The review never imports or executes submitted code. Per file: source-level rule
 cookie, invisible characters, ASCII identifiers), the parse, one scoped walk (imports, names,
 attributes, calls, format strings, literals, monkeypatching) and the import-time rules. Then the
 project-wide rules: private names must be defined by the project, modules may not be reached
-through another project module, no file may shadow a standard-library or allowlisted module, and
-the entrypoint must satisfy the model contract. See docs/intake-and-review.md.
+through another project module, attributes that hold library classes may not be patched, no file
+may shadow a standard-library or allowlisted module (from any folder on the harness's
+`sys.path`) or another project file, and the entrypoint must satisfy the model contract. Cost is
+linear: findings per file are capped and a project past `deadline_s` is `static.too_complex`.
+See docs/intake-and-review.md.
 """
 
 from __future__ import annotations
