@@ -142,6 +142,8 @@ class Settings(BaseSettings):
     # The GPU type of the broker's GPU workers, as the operator knows it: the broker cannot select one.
     broker_gpu_type: str | None = None
     dataset_dir: Path | None = None
+    # The revision a Platform-staged dataset must be pinned to (None: the FineWeb-Edu pin PRISM knows).
+    dataset_pin: str | None = None
 
     # Worker.
     worker_lease_seconds: int = Field(60, ge=5)
