@@ -10,7 +10,28 @@ from pathlib import Path
 
 from prism.evaluation.platform_data import FINEWEB_EDU_PIN
 
-WORDS = "the model learns which byte comes next from what came before and is scored in bits per byte".split()
+WORDS = tuple(
+    [
+        "the",
+        "model",
+        "learns",
+        "which",
+        "byte",
+        "comes",
+        "next",
+        "from",
+        "what",
+        "came",
+        "before",
+        "and",
+        "is",
+        "scored",
+        "in",
+        "bits",
+        "per",
+        "byte",
+    ]
+)
 
 
 def _document(index: int) -> str:

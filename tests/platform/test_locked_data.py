@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -37,17 +38,17 @@ def test_a_staged_layout_is_verified_and_tampering_refused(staged: Path) -> None
     shard = staged / "train" / "train-00002.jsonl"
     original = shard.read_bytes()
     shard.write_bytes(original.replace(b"model", b"mode1", 1))  # same size, other bytes
-    with pytest.raises(DatasetError, match="train-00002.jsonl does not match its sha256"):
+    with pytest.raises(DatasetError, match=re.escape("train-00002.jsonl does not match its sha256")):
         verify_platform_dataset(staged)
     shard.write_bytes(original)
     (staged / "train" / "train-00099.jsonl").write_text('{"id": "x", "text": "planted"}\n')
-    with pytest.raises(DatasetError, match="unlisted shard train-00099.jsonl"):
+    with pytest.raises(DatasetError, match=re.escape("unlisted shard train-00099.jsonl")):
         verify_platform_dataset(staged)
     (staged / "train" / "train-00099.jsonl").unlink()
     with pytest.raises(DatasetError, match="pinned revision"):
         verify_platform_dataset(staged, pin="0" * 40)
     (staged / "val" / "val-00000.jsonl").unlink()
-    with pytest.raises(DatasetError, match="val/val-00000.jsonl is missing"):
+    with pytest.raises(DatasetError, match=re.escape("val/val-00000.jsonl is missing")):
         verify_platform_dataset(staged)
 
 
@@ -57,7 +58,7 @@ def test_a_flat_split_volume_is_verified_with_the_manifest_given_apart(staged: P
     shutil.copytree(staged / "train", volume)
     manifest = verify_platform_dataset(volume, manifest=staged / "MANIFEST.json", splits=("train",))
     assert len(manifest.splits["train"]) == 5
-    with pytest.raises(DatasetError, match="val/val-00000.jsonl is missing"):
+    with pytest.raises(DatasetError, match=re.escape("val/val-00000.jsonl is missing")):
         verify_platform_dataset(volume, manifest=staged / "MANIFEST.json", splits=("train", "val"))
 
 
