@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from prism.config import Settings
 from prism.sandbox.archives import unpack_archive
 from prism.sandbox.broker import BrokerSandbox, build_broker_payload, drain_was_cut, job_id_of, split_drained_mounts
-from prism.sandbox.errors import GpuRequestRefused, SandboxInfraError
+from prism.sandbox.errors import GpuRequestRefused, SandboxInfraError, SandboxUnavailable
 from prism.sandbox.jobs import job_id_for
 from prism.sandbox.spec import Limits, Mount, RunSpec
 from tests.sandbox.broker_server import (
@@ -82,6 +83,15 @@ def test_gpu_type_is_never_dropped_silently(job_dir: Path) -> None:
     for declared in (None, "A100"):
         with pytest.raises(GpuRequestRefused, match="PRISM_BROKER_GPU_TYPE"):
             build_broker_payload(spec, job_id="j", task_id="t", image="i", uid=1, gid=1, gpu_type=declared)
+
+
+def test_gpu_mounts_platform_cannot_carry_are_refused_before_sending(job_dir: Path) -> None:
+    (job_dir / "project" / "data.bin").write_bytes(os.urandom(2 * 1024**2))
+    (job_dir / "project" / "data.bin").chmod(0o644)
+    spec = _spec(job_dir, "pass", gpu_count=1)
+    with pytest.raises(SandboxUnavailable, match="environment"):
+        build_broker_payload(spec, job_id="j", task_id="t", image="i", uid=1, gid=1)
+    assert build_broker_payload(_spec(job_dir, "pass"), job_id="j", task_id="t", image="i", uid=1, gid=1)
 
 
 def test_job_ids_are_deterministic_from_the_runner_labels(job_dir: Path) -> None:

@@ -59,6 +59,10 @@ from prism.sandbox.spec import ARTIFACTS_MOUNT, RunResult, RunSpec
 from prism.sandbox.validate import check_spec
 
 MAX_UPLOAD_BYTES = 256 * 1024**2
+# Platform carries a GPU job's mounts to the GPU node inside the job's environment (96 KiB chunks),
+# and a process's argv + environment must fit the kernel's ARG_MAX (2 MiB with the default stack):
+# past this, `docker service create` or the container's shell fails with E2BIG.
+MAX_GPU_MOUNT_BYTES = 1536 * 1024
 _OOM_EXIT = 137
 _BEGIN = "@@BASE_BROKER_MOUNT_OUT[{index}]:BEGIN@@"
 _END = "@@BASE_BROKER_MOUNT_OUT[{index}]:END@@"
@@ -147,6 +151,14 @@ def build_broker_payload(
         archive = pack_directory(mount.source, max_bytes=budget)
         budget -= len(archive)
         mounts.append(_mount(mount.target, read_only=True, archive=archive))
+    if limits["gpu_count"] is not None:
+        carried = sum(len(m["archive_b64"]) for m in mounts)
+        if carried > MAX_GPU_MOUNT_BYTES:
+            raise SandboxUnavailable(
+                f"this GPU job's mounts are {carried:,} bytes of base64; Platform's broker carries a GPU job's "
+                f"mounts in its environment, which holds at most ~{MAX_GPU_MOUNT_BYTES:,}: data this size must be "
+                "staged on the GPU node (see docs/operators.md, the data)"
+            )
     command = tuple(spec.command)
     if spec.artifacts_dir is not None:
         empty = pack_directory(spec.artifacts_dir, max_bytes=0)
