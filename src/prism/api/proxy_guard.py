@@ -31,6 +31,7 @@ from typing import Any
 
 from prism.api.console_auth import COOKIE, verify_cookie
 from prism.config import Settings
+from prism.errors import PrismError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -86,7 +87,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _proves_operator(scope: Scope, settings: Settings) -> bool:
-    token = settings.operator_token
+    try:
+        token = settings.operator_token
+    except PrismError:  # an unreadable token file proves nothing (the routes themselves say 503)
+        return False
     if not token:
         return False
     auth = _header(scope, b"authorization") or ""
