@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from prism.config import Settings
 from prism.sandbox.archives import unpack_archive
@@ -27,9 +28,12 @@ from tests.sandbox.broker_server import (
     SLUG,
     TOKEN,
     BrokerCleanupRequest,
+    BrokerLimits,
     BrokerListRequest,
+    BrokerRefusal,
     BrokerRunRequest,
     StandInBroker,
+    check_hardening,
     ignored_fields,
 )
 from tests.sandbox.helpers import needs_bwrap
@@ -76,6 +80,27 @@ def test_every_field_prism_sends_is_one_platforms_broker_reads(job_dir: Path) ->
     assert payload["labels"]["prism.gpu_type"] == "H100"
     assert BrokerListRequest.model_validate({"job_id": "j1"}).job_id == "j1"
     assert BrokerCleanupRequest.model_validate({"job_id": "j1"}).job_id == "j1"
+
+
+def test_the_stand_in_refuses_what_platform_refused_from_prism() -> None:
+    # The request shapes PRISM sent before (issue 14): each one fails Platform's schema rules.
+    good = {"job_id": "j", "image": "i", "command": ["true"]}
+    bad = [
+        {**good, "mounts": [{"target": "/submission", "read_only": True, "archive": "H4sI"}]},
+        {**good, "limits": {"tmpfs": {"/tmp": "rw,size=1"}}},
+        {**good, "limits": {"ulimits": {"nofile": [1, 1]}}},
+        {**good, "limits": {"gpu_count": 0}},
+        {**good, "limits": {"gpu_count": True}},
+    ]
+    for payload in bad:
+        with pytest.raises(ValidationError):
+            BrokerRunRequest.model_validate(payload)
+    assert ignored_fields(BrokerRunRequest, {**good, "limits": {"gpu_type": "H100"}}) == ["limits.gpu_type"]
+    assert ignored_fields(BrokerListRequest, {"labels": {"job_id": "j"}}) == ["labels"]
+    assert BrokerListRequest.model_validate({"labels": {"job_id": "j"}}).job_id is None  # lists everything
+    with pytest.raises(BrokerRefusal, match="network") as refused:
+        check_hardening(BrokerLimits(network="bridge"))
+    assert refused.value.status == 400
 
 
 def test_gpu_type_is_never_dropped_silently(job_dir: Path) -> None:

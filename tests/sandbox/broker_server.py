@@ -126,7 +126,7 @@ class BrokerRefusal(Exception):
         self.status, self.detail = status, detail
 
 
-def _check_hardening(limits: BrokerLimits) -> None:
+def check_hardening(limits: BrokerLimits) -> None:
     if limits.privileged:
         raise BrokerRefusal(403, "privileged broker jobs require the allowlisted escape hatch")
     if not limits.read_only:
@@ -280,7 +280,7 @@ class StandInBroker(ThreadingHTTPServer):
 
     def run_job(self, slug: str, request: BrokerRunRequest) -> dict[str, Any]:
         limits = request.limits
-        _check_hardening(limits)
+        check_hardening(limits)
         gpu_job = bool(limits.gpu_count)
         with tempfile.TemporaryDirectory() as work:
             root = Path(work)
