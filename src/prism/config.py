@@ -6,6 +6,19 @@ then the environment, then the defaults below. Secrets follow their own order, f
     PRISM_SHARED_TOKEN_FILE > CHALLENGE_SHARED_TOKEN_FILE > PRISM_SHARED_TOKEN > CHALLENGE_SHARED_TOKEN
 
 An inline token works but logs a warning: production should mount a secret file.
+
+Platform's names are read as aliases; PRISM's own name wins where both are set:
+
+    PRISM_CHALLENGE_SLUG > BASE_CHALLENGE_SLUG > CHALLENGE_SLUG
+    PRISM_CHALLENGE_VERSION > CHALLENGE_VERSION            (must equal the registry's version)
+    PRISM_DATABASE_URL > CHALLENGE_DATABASE_URL            (async drivers normalised to sync ones)
+    PRISM_SANDBOX_BACKEND > CHALLENGE_DOCKER_BACKEND       ("cli" is PRISM's "docker")
+    PRISM_BROKER_URL > CHALLENGE_DOCKER_BROKER_URL
+    PRISM_BROKER_TOKEN_FILE > CHALLENGE_DOCKER_BROKER_TOKEN_FILE > PRISM_BROKER_TOKEN > CHALLENGE_DOCKER_BROKER_TOKEN
+
+`platform_container()` is true when Platform started this process (it always sets
+BASE_CHALLENGE_SLUG or CHALLENGE_SLUG); `prism serve` then binds 0.0.0.0:8080, where Platform's
+registry entry (`internal_base_url: http://challenge-prism:8080`) reaches it.
 """
 
 from __future__ import annotations
@@ -16,7 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from prism.errors import ConfigError
@@ -24,6 +37,28 @@ from prism.errors import ConfigError
 log = logging.getLogger(__name__)
 
 SandboxBackendName = Literal["bubblewrap", "docker", "broker"]
+PLATFORM_MARKERS = ("BASE_CHALLENGE_SLUG", "CHALLENGE_SLUG")
+PLATFORM_HOST, PLATFORM_PORT = "0.0.0.0", 8080  # noqa: S104 - Platform reaches the container over its overlay
+LOCAL_HOST, LOCAL_PORT = "127.0.0.1", 8000
+
+
+def platform_container() -> bool:
+    """Whether Platform started this process (its orchestrator and install script set these)."""
+    return any(os.environ.get(name, "").strip() for name in PLATFORM_MARKERS)
+
+
+def normalize_database_url(url: str) -> str:
+    """A URL PRISM's synchronous engine can open: Platform hands out async-driver URLs
+    (`sqlite+aiosqlite:////data/x.sqlite3`, `postgresql+asyncpg://...`); the data are the same."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(f"database URL {url!r} has no scheme")
+    dialect = scheme.split("+", 1)[0].lower()
+    if dialect == "sqlite":
+        return f"sqlite://{rest}"
+    if dialect in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    return url
 
 
 def read_secret(*, files: tuple[str, ...], inline: tuple[str, ...], what: str) -> str | None:
@@ -51,11 +86,22 @@ def read_secret(*, files: tuple[str, ...], inline: tuple[str, ...], what: str) -
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PRISM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PRISM_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Path("./prism-data")
-    database_url: str | None = None
-    challenge_slug: str = "prism"
+    database_url: str | None = Field(
+        None, validation_alias=AliasChoices("PRISM_DATABASE_URL", "CHALLENGE_DATABASE_URL")
+    )
+    challenge_slug: str = Field(
+        "prism", validation_alias=AliasChoices("PRISM_CHALLENGE_SLUG", "BASE_CHALLENGE_SLUG", "CHALLENGE_SLUG")
+    )
+    # What /version reports; Platform's readiness check wants exactly its registry entry's version.
+    challenge_version: str = Field(
+        "1", min_length=1, validation_alias=AliasChoices("PRISM_CHALLENGE_VERSION", "CHALLENGE_VERSION")
+    )
+    # `prism serve`/`prism up` bind here when no option says otherwise (None: see platform_container).
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
     public_submissions_enabled: bool = False
     signature_ttl_seconds: int = Field(300, ge=1)
     log_level: str = "INFO"
@@ -78,7 +124,9 @@ class Settings(BaseSettings):
     max_literal_blob_chars: int = Field(512, ge=16)
 
     # Execution.
-    sandbox_backend: SandboxBackendName = "bubblewrap"
+    sandbox_backend: SandboxBackendName = Field(
+        "bubblewrap", validation_alias=AliasChoices("PRISM_SANDBOX_BACKEND", "CHALLENGE_DOCKER_BACKEND")
+    )
     sandbox_uid: int = 65534
     sandbox_gid: int = 65534
     sandbox_bwrap_binary: str = "bwrap"
@@ -88,8 +136,14 @@ class Settings(BaseSettings):
     broker_request_slack_seconds: float = Field(60.0, ge=0)
     docker_image: str = "prism-runtime:latest"
     docker_binary: str = "docker"
-    broker_url: str | None = None
+    broker_url: str | None = Field(
+        None, validation_alias=AliasChoices("PRISM_BROKER_URL", "CHALLENGE_DOCKER_BROKER_URL")
+    )
+    # The GPU type of the broker's GPU workers, as the operator knows it: the broker cannot select one.
+    broker_gpu_type: str | None = None
     dataset_dir: Path | None = None
+    # The revision a Platform-staged dataset must be pinned to (None: the FineWeb-Edu pin PRISM knows).
+    dataset_pin: str | None = None
 
     # Worker.
     worker_lease_seconds: int = Field(60, ge=5)
@@ -114,11 +168,46 @@ class Settings(BaseSettings):
     # "required" forces a tool call; "auto" for servers that reject tool_choice="required".
     llm_tool_choice: Literal["required", "auto"] = "required"
 
+    @field_validator("sandbox_backend", mode="before")
+    @classmethod
+    def _platform_backend_name(cls, value: object) -> object:
+        # Platform's CHALLENGE_DOCKER_BACKEND says "cli" for the Docker CLI.
+        return "docker" if isinstance(value, str) and value.strip().lower() == "cli" else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _sync_driver(cls, value: str | None) -> str | None:
+        return normalize_database_url(value) if value else value
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'prism.db').resolve()}"
+
+    def bind_address(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
+        """Command-line option, else PRISM_HOST/PRISM_PORT, else Platform's 0.0.0.0:8080 inside its
+        challenge container, else the loopback 127.0.0.1:8000."""
+        on_platform = platform_container()
+        return (
+            host or self.host or (PLATFORM_HOST if on_platform else LOCAL_HOST),
+            port or self.port or (PLATFORM_PORT if on_platform else LOCAL_PORT),
+        )
+
+    def official_token_problem(self) -> str | None:
+        """Why official operation must not start with these tokens, or None.
+
+        The console and review queue must not open to whoever holds the token Platform uses for
+        every internal call: in production the operator token is its own secret.
+        """
+        operator = read_secret(
+            files=("PRISM_OPERATOR_TOKEN_FILE",), inline=("PRISM_OPERATOR_TOKEN",), what="the operator token"
+        )
+        if operator is None:
+            return "no operator token: set PRISM_OPERATOR_TOKEN_FILE (it must differ from the shared Platform token)"
+        if self.shared_token is not None and operator == self.shared_token:
+            return "the operator token equals the shared Platform token; give operators their own secret"
+        return None
 
     @property
     def resolved_dataset_dir(self) -> Path:
@@ -146,7 +235,11 @@ class Settings(BaseSettings):
 
     @cached_property
     def broker_token(self) -> str | None:
-        return read_secret(files=("PRISM_BROKER_TOKEN_FILE",), inline=("PRISM_BROKER_TOKEN",), what="the broker token")
+        return read_secret(
+            files=("PRISM_BROKER_TOKEN_FILE", "CHALLENGE_DOCKER_BROKER_TOKEN_FILE"),
+            inline=("PRISM_BROKER_TOKEN", "CHALLENGE_DOCKER_BROKER_TOKEN"),
+            what="the broker token",
+        )
 
     def known_secrets(self) -> tuple[str, ...]:
         """Every secret PRISM holds; sandbox output and transcripts are redacted of these."""
@@ -159,7 +252,11 @@ def get_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"PRISM_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{_variable(err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from exc
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    name = "_".join(str(p) for p in loc)
+    # An aliased field reports the variable it was read from (already upper case).
+    return name if name.isupper() else f"PRISM_{name.upper()}"

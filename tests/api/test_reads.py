@@ -6,7 +6,7 @@ from tests.conftest import TOKEN
 
 
 def test_health_and_version(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/health").json() == {"status": "ok", "slug": "prism", "version": "1"}
     version = client.get("/version").json()
     assert {"api_version", "challenge_version", "sdk_version", "capabilities"} <= set(version)
     assert "bridge_submissions" in version["capabilities"]

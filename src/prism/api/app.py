@@ -6,7 +6,8 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 import prism
-from prism.api import console, errors, metrics, operator, reads, submissions
+from prism.api import console, errors, metrics, operator, platform_routes, reads, submissions
+from prism.api.proxy_guard import ProxyGuard
 from prism.api.state import AppState
 from prism.api.weights import WeightsCache
 from prism.config import Settings, get_settings
@@ -30,4 +31,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(metrics.router)
     app.include_router(operator.router)
     app.include_router(console.router)
+    app.include_router(platform_routes.router)
+    # Outermost: operator surfaces closed to Platform's public proxy, login throttle, no compression.
+    app.add_middleware(ProxyGuard, settings=settings)
     return app

@@ -22,14 +22,14 @@ def _presented_token(request: Request) -> str | None:
     return token.strip()
 
 
-def check_bearer(request: Request, expected: str | None, *, what: str) -> None:
+def check_bearer(request: Request, expected: str | None, *, what: str, code: str = "unauthorized") -> None:
     if not expected:
         raise ApiError(503, "auth_not_configured", f"{what} is not configured on this PRISM; the route is closed")
     presented = _presented_token(request)
     if presented is None:
-        raise ApiError(401, "unauthorized", "missing bearer token", {"WWW-Authenticate": "Bearer"})
+        raise ApiError(401, code, f"missing bearer token: {what} is required", {"WWW-Authenticate": "Bearer"})
     if not hmac.compare_digest(presented.encode(), expected.encode()):
-        raise ApiError(401, "unauthorized", "invalid bearer token", {"WWW-Authenticate": "Bearer"})
+        raise ApiError(401, code, f"invalid bearer token: it is not {what}", {"WWW-Authenticate": "Bearer"})
 
 
 def settings_of(request: Request) -> Settings:
@@ -38,8 +38,17 @@ def settings_of(request: Request) -> Settings:
 
 
 def require_internal(request: Request) -> None:
-    """Platform's shared token: the only requests whose verified-hotkey header is believed."""
-    check_bearer(request, settings_of(request).shared_token, what="the shared Platform token")
+    """Platform's shared token: the only requests whose verified-hotkey header is believed.
+
+    Platform relays PRISM's answer to the miner verbatim, so a wrong gateway token must not look
+    like a bad signature: it carries its own code and says whose configuration is wrong.
+    """
+    check_bearer(
+        request,
+        settings_of(request).shared_token,
+        what="the shared Platform token (a gateway configuration fault, not the miner's signature)",
+        code="platform_token_rejected",
+    )
 
 
 def require_operator(request: Request) -> None:

@@ -75,7 +75,9 @@ def parse_submission(raw: bytes, *, content_type: str, filename_header: str | No
             raise ApiError(422, "invalid_request", "'metadata' is larger than 16 KiB")
         return SubmissionBody(filename, data, metadata)
     if filename_header is None:
-        raise ApiError(400, "missing_filename", "raw bodies need the X-Submission-Filename header")
+        # Platform forwards X-Submission-Filename only when the miner sent it: name the upload by
+        # its magic bytes (intake confirms the type again), a ZIP or else a single Python file.
+        return SubmissionBody("submission.zip" if raw[:2] == b"PK" else "submission.py", raw)
     if not raw:
         raise ApiError(400, "empty_body", "the body is empty")
     return SubmissionBody(check_filename(filename_header), raw)

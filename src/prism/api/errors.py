@@ -1,6 +1,9 @@
 """The one table that maps PRISM's errors to HTTP, and the error body every route returns.
 
-Body: {"error": {"code": "<machine code>", "message": "<what is wrong>"}}.
+Body: {"error": {"code": "<machine code>", "message": "<what is wrong>"}, "detail": "<the message>"}.
+
+`detail` repeats the message in the field Platform's own errors use (FastAPI's `{"detail": ...}`),
+so a miner's client reads one field whichever side answered; `error.code` says it was PRISM.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+    body = {"error": {"code": code, "message": message}, "detail": message}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 # PRISM errors that can reach a route, by type: (status, code). First match wins.

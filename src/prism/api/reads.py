@@ -12,6 +12,7 @@ from prism.api.auth import require_internal
 from prism.api.errors import ApiError
 from prism.api.state import app_state, session_scope
 from prism.api.views import full_submission_view, public_submission_view
+from prism.config import Settings
 from prism.scoring.ranking import leaderboard
 from prism.store.base import utcnow
 from prism.store.models import Submission
@@ -20,31 +21,41 @@ from prism.store.submissions import epoch_at
 
 router = APIRouter()
 
-CAPABILITIES = (
-    "bridge_submissions",
-    "signed_public_submissions",
-    "static_review",
-    "llm_policy_review",
-    "duplicate_review",
-    "sandboxed_evaluation",
-    "manifest_validation",
-    "weights",
-)
+# Platform's orchestrator refuses a challenge whose /version lacks these (and `docker_executor`
+# where the registry entry asks for it); the rest say what this PRISM does, and only when it does.
+PLATFORM_CAPABILITIES = ("get_weights", "proxy_routes")
+ALWAYS = ("bridge_submissions", "static_review", "duplicate_review", "sandboxed_evaluation", "manifest_validation")
+
+
+def capabilities(settings: Settings) -> list[str]:
+    """What is enabled now: signed submissions and LLM review only when switched on."""
+    found = [*PLATFORM_CAPABILITIES, *ALWAYS, "weights"]
+    if settings.sandbox_backend == "broker":
+        found.append("docker_executor")
+    if settings.public_submissions_enabled:
+        found.append("signed_public_submissions")
+    if settings.llm_review_enabled:
+        found.append("llm_policy_review")
+    return found
 
 
 @router.get("/health", tags=["public"])
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+def health(request: Request) -> dict[str, str]:
+    """Platform's readiness probe: `status` "ok" and the slug it registered."""
+    settings = app_state(request).settings
+    return {"status": "ok", "slug": settings.challenge_slug, "version": settings.challenge_version}
 
 
 @router.get("/version", tags=["public"])
-def version() -> dict[str, Any]:
+def version(request: Request) -> dict[str, Any]:
+    """Platform's readiness contract: api_version "1.0", its registry's challenge_version, capabilities."""
+    settings = app_state(request).settings
     return {
         "api_version": prism.API_VERSION,
-        "challenge_version": prism.CHALLENGE_VERSION,
+        "challenge_version": settings.challenge_version,
         "sdk_version": prism.SDK_VERSION,
         "prism_version": prism.__version__,
-        "capabilities": list(CAPABILITIES),
+        "capabilities": capabilities(settings),
     }
 
 
@@ -122,5 +133,13 @@ def get_architectures(session: Annotated[Session, Depends(session_scope)]) -> di
 
 @router.get("/internal/v1/get_weights", tags=["internal"], dependencies=[Depends(require_internal)])
 def get_weights(request: Request) -> dict[str, Any]:
-    """Platform's contract: one normalized weight per hotkey; fast, cached, never failing, dry-run."""
+    """Platform's contract: one normalized weight per hotkey; fast, cached, never failing, dry-run.
+
+    Platform does not compare the slug it gets back, so a call meant for another challenge is
+    refused here (400, as Platform's challenge template does).
+    """
+    settings = app_state(request).settings
+    slug = request.headers.get("x-base-challenge-slug")
+    if slug is not None and slug != settings.challenge_slug:
+        raise ApiError(400, "wrong_challenge", f"challenge slug {slug[:64]!r} is not {settings.challenge_slug!r}")
     return app_state(request).weights.get().to_json()

@@ -52,7 +52,7 @@ _BODY: dict[str, Any] = {
             "in": "header",
             "required": False,
             "schema": {"type": "string"},
-            "description": "required for raw bodies",
+            "description": "optional for raw bodies; without it the type comes from the magic bytes (ZIP or Python)",
         },
     ],
 }

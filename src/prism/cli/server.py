@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from prism.cli import app
-from prism.config import get_settings
+from prism.config import Settings, get_settings, platform_container
+from prism.errors import ConfigError
 from prism.logs import configure_logging
 from prism.store.db import make_engine
 from prism.store.migrate import upgrade
@@ -24,7 +25,15 @@ def db_upgrade(revision: str = typer.Argument("head", help="Alembic revision to 
     typer.echo(f"database at {engine.url.render_as_string(hide_password=True)} is at {revision}")
 
 
-def run_api(*, host: str, port: int, with_worker: bool) -> None:
+def official_start_problem(settings: Settings) -> str | None:
+    """Why this API must not start in official operation (serving Platform or placing jobs
+    through its broker), or None: operators need their own token there."""
+    if settings.sandbox_backend != "broker" and not platform_container():
+        return None
+    return settings.official_token_problem()
+
+
+def run_api(*, host: str | None, port: int | None, with_worker: bool) -> None:
     """Migrate, then serve the API; `with_worker` also runs a worker thread in this process."""
     import uvicorn
 
@@ -32,6 +41,10 @@ def run_api(*, host: str, port: int, with_worker: bool) -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    problem = official_start_problem(settings)
+    if problem is not None:
+        raise ConfigError(f"refusing to start in official operation: {problem}")
+    host, port = settings.bind_address(host, port)
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     stop = None
@@ -49,8 +62,12 @@ def run_api(*, host: str, port: int, with_worker: bool) -> None:
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
-    port: int = typer.Option(8000, help="TCP port."),
+    host: str | None = typer.Option(
+        None, help="Interface to bind [default: PRISM_HOST; 0.0.0.0 in Platform's container; else 127.0.0.1]."
+    ),
+    port: int | None = typer.Option(
+        None, help="TCP port [default: PRISM_PORT; 8080 in Platform's container; else 8000]."
+    ),
 ) -> None:
     """Run the HTTP API (migrating the database first)."""
     run_api(host=host, port=port, with_worker=False)
@@ -58,8 +75,12 @@ def serve(
 
 @app.command("up")
 def up(
-    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
-    port: int = typer.Option(8000, help="TCP port."),
+    host: str | None = typer.Option(
+        None, help="Interface to bind [default: PRISM_HOST; 0.0.0.0 in Platform's container; else 127.0.0.1]."
+    ),
+    port: int | None = typer.Option(
+        None, help="TCP port [default: PRISM_PORT; 8080 in Platform's container; else 8000]."
+    ),
 ) -> None:
     """The embedded default: API and worker in one process, on SQLite and the bubblewrap sandbox."""
     run_api(host=host, port=port, with_worker=True)

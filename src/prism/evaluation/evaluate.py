@@ -19,6 +19,7 @@ from prism.evaluation.data import LockedDataset, ensure_fixture_dataset, load_lo
 from prism.evaluation.errors import EvaluationRejected, MinerCodeFailed
 from prism.evaluation.jobs import Mode, make_job
 from prism.evaluation.manifest import ValidationReport, build_manifest, validate_manifest
+from prism.evaluation.platform_data import is_platform_layout, platform_dataset
 from prism.evaluation.runner import run_heldout, run_inspect, run_train
 from prism.evidence import Evidence, evidence_to_json
 from prism.intake.project import Project
@@ -64,6 +65,9 @@ def locked_dataset(settings: Settings) -> LockedDataset:
     """The configured dataset; the embedded default builds the synthetic fixture on first use."""
     if settings.dataset_dir is None:
         return ensure_fixture_dataset(settings.resolved_dataset_dir)
+    if is_platform_layout(settings.dataset_dir):  # Platform's staged FineWeb-Edu splits
+        kwargs = {"pin": settings.dataset_pin} if settings.dataset_pin else {}
+        return platform_dataset(settings.dataset_dir, settings.data_dir / "datasets", **kwargs)
     return load_locked_dataset(settings.dataset_dir)
 
 

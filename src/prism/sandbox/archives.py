@@ -44,9 +44,13 @@ def pack_directory(root: Path, *, max_bytes: int) -> str:
 
 
 def unpack_archive(encoded: str, *, max_bytes: int, max_files: int) -> dict[str, bytes]:
-    """Regular files of an untrusted archive, in memory. Anything else in it is an error."""
+    """Regular files of an untrusted archive, in memory. Anything else in it is an error.
+
+    `encoded` may be wrapped (coreutils `base64`, which Platform's drain pipes through, breaks
+    lines at 76 columns): whitespace is dropped, every other character must be base64.
+    """
     try:
-        raw = base64.b64decode(encoded, validate=True)
+        raw = base64.b64decode("".join(encoded.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise SandboxInfraError("archive is not valid base64") from exc
     files: dict[str, bytes] = {}

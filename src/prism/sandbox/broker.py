@@ -1,15 +1,33 @@
 """The Platform Docker broker backend: the job travels as one HTTP request and comes back whole.
 
-    POST /v1/docker/run      {job_id, task_id, image, command, workdir, env, labels, limits,
-                              mounts: [{target, read_only, archive: base64 gzip tar}], timeout_seconds}
+Platform's contract (`base.schemas.docker_broker`, pydantic models that ignore unknown fields, so
+a field the broker does not know is silently dropped; we send none):
+
+    POST /v1/docker/run      {job_id, task_id, image, command, workdir, env, labels,
+                              limits: {cpus, memory, memory_swap, pids_limit, gpu_count, network,
+                                       read_only, user, tmpfs: [str], ulimits: [str], cap_drop,
+                                       security_opt, init, privileged},
+                              mounts: [{target, read_only, source_type, source_name, archive_b64}],
+                              timeout_seconds}
                           -> {container_name, stdout, stderr, returncode, timed_out}
     POST /v1/docker/cleanup  {job_id}            (repeatable: job ids are deterministic)
-    POST /v1/docker/list     {labels}
+    POST /v1/docker/list     {job_id?}           -> {containers: [...]}
 
-Writable mounts come back drained at the end of stdout between
-`@@BASE_BROKER_MOUNT_OUT[i]:BEGIN@@` and `...:END@@` markers (i is the mount's index). 429 means
-the broker has no capacity: `BrokerBusy`, retry later. Authentication is a bearer token read from
-a secret file plus the challenge slug header.
+Artifacts come back through stdout between `@@BASE_BROKER_MOUNT_OUT[i]:BEGIN@@` and `...:END@@`
+(i is the writable mount's index), as `tar -czf - | base64`: base64 wrapped at 76 columns.
+Platform's swarm broker drains writable mounts itself only for GPU jobs (they run on another
+node); a CPU job's writable mount is a bind mount deleted with the broker's workspace. So PRISM
+wraps every CPU job in the same drain (`self_drain_command`): after the job it kills every process
+left in the container, then prints the archive. A CPU job's stdout is capped by the broker
+(`log_limit_bytes`, 64 kB tail by default), so an archive larger than the cap comes back cut; that
+is detected and reported as an infrastructure error naming the cap, never read as a partial result.
+
+The broker has no field for a GPU type: it schedules on `gpu_count` alone. A job that asks for a
+type is sent only when the operator declares that the broker's GPU workers are of that type
+(`PRISM_BROKER_GPU_TYPE`); the type also travels as the `prism.gpu_type` label for the record.
+
+429 means the broker has no capacity: `BrokerBusy`, retry later. Authentication is a bearer token
+read from a secret file plus the challenge slug header.
 """
 
 # ruff: noqa: S108 - every /tmp here is the sandbox's own private tmpfs, never the host's
@@ -34,35 +52,77 @@ from prism.sandbox.errors import (
     SandboxSpecRejected,
     SandboxUnavailable,
 )
+from prism.sandbox.jobs import job_id_for
 from prism.sandbox.output import TailBuffer, build_result
 from prism.sandbox.sizes import format_size
 from prism.sandbox.spec import ARTIFACTS_MOUNT, RunResult, RunSpec
 from prism.sandbox.validate import check_spec
 
 MAX_UPLOAD_BYTES = 256 * 1024**2
+# Platform carries a GPU job's mounts to the GPU node inside the job's environment (96 KiB chunks),
+# and a process's argv + environment must fit the kernel's ARG_MAX (2 MiB with the default stack):
+# past this, `docker service create` or the container's shell fails with E2BIG.
+MAX_GPU_MOUNT_BYTES = 1536 * 1024
 _OOM_EXIT = 137
+_BEGIN = "@@BASE_BROKER_MOUNT_OUT[{index}]:BEGIN@@"
+_END = "@@BASE_BROKER_MOUNT_OUT[{index}]:END@@"
 _DRAIN = re.compile(
     r"@@BASE_BROKER_MOUNT_OUT\[(\d+)\]:BEGIN@@\n?(.*?)\n?@@BASE_BROKER_MOUNT_OUT\[\1\]:END@@\n?", re.DOTALL
 )
 
 
-def build_broker_limits(spec: RunSpec, *, uid: int, gid: int) -> dict[str, Any]:
-    limits = spec.limits
-    gpu = limits.gpu_count
+def _shq(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def self_drain_command(command: tuple[str, ...], *, index: int, target: str = ARTIFACTS_MOUNT) -> tuple[str, ...]:
+    """`command` wrapped so that, once it exits, the writable mount is printed like Platform's drain.
+
+    `kill -9 -1` first ends every process the job left behind (everything this uid can signal but
+    pid 1 and the shell), so nothing can print a forged block after ours: the last block wins.
+    """
+    script = "\n".join(
+        (
+            '"$@"',
+            "__prism_rc=$?",
+            "kill -9 -1 2>/dev/null",
+            f"printf '%s\\n' {_shq(_BEGIN.format(index=index))}",
+            f"tar -czf - -C {_shq(target)} . | base64",
+            f"printf '%s\\n' {_shq(_END.format(index=index))}",
+            "exit $__prism_rc",
+        )
+    )
+    return ("sh", "-c", script, "sh", *command)
+
+
+def _check_gpu(spec: RunSpec, declared_type: str | None) -> int:
+    gpu = spec.limits.gpu_count
     if isinstance(gpu, bool) or not isinstance(gpu, int) or gpu < 0 or gpu > MAX_GPU_COUNT:
         raise GpuRequestRefused(f"gpu_count must be an int from 0 to {MAX_GPU_COUNT}, got {gpu!r}")
+    wanted = spec.limits.gpu_type
+    if gpu >= 1 and wanted and wanted != declared_type:
+        raise GpuRequestRefused(
+            f"the job needs GPU type {wanted!r} but Platform's broker cannot choose a GPU type; "
+            f"set PRISM_BROKER_GPU_TYPE to the type its GPU workers have (now {declared_type!r})"
+        )
+    return gpu
+
+
+def build_broker_limits(spec: RunSpec, *, uid: int, gid: int, gpu_type: str | None = None) -> dict[str, Any]:
+    """Platform's `BrokerLimits`, field for field. `gpu_type` is what the broker's GPU workers are."""
+    limits = spec.limits
+    gpu = _check_gpu(spec, gpu_type)
     return {
         "cpus": float(limits.cpus),
         "memory": format_size(limits.memory_bytes),
         "memory_swap": format_size(limits.memory_swap_bytes),
         "pids_limit": limits.pids,
         "gpu_count": gpu if gpu >= 1 else None,  # the broker wants a strict int >= 1, or null
-        "gpu_type": limits.gpu_type if gpu >= 1 else None,
-        "network": "bridge" if limits.network else "none",
+        "network": "default" if limits.network else "none",
         "read_only": limits.read_only,
         "user": f"{uid}:{gid}",
-        "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={limits.tmpfs_bytes}"},
-        "ulimits": {"core": [0, 0], "nofile": [4096, 4096]},
+        "tmpfs": [f"/tmp:rw,nosuid,nodev,size={limits.tmpfs_bytes}"],
+        "ulimits": ["core=0:0", "nofile=4096:4096"],
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "init": True,
@@ -70,28 +130,68 @@ def build_broker_limits(spec: RunSpec, *, uid: int, gid: int) -> dict[str, Any]:
     }
 
 
-def build_broker_payload(spec: RunSpec, *, job_id: str, task_id: str, image: str, uid: int, gid: int) -> dict[str, Any]:
+def _mount(target: str, *, read_only: bool, archive: str) -> dict[str, Any]:
+    return {
+        "target": target,
+        "read_only": read_only,
+        "source_type": "directory",
+        "source_name": ".",
+        "archive_b64": archive,
+    }
+
+
+def build_broker_payload(
+    spec: RunSpec, *, job_id: str, task_id: str, image: str, uid: int, gid: int, gpu_type: str | None = None
+) -> dict[str, Any]:
+    """Platform's `BrokerRunRequest` for `spec`; CPU jobs with artifacts get PRISM's own drain."""
+    limits = build_broker_limits(spec, uid=uid, gid=gid, gpu_type=gpu_type)
     mounts: list[dict[str, Any]] = []
     budget = MAX_UPLOAD_BYTES
     for mount in spec.mounts:
         archive = pack_directory(mount.source, max_bytes=budget)
         budget -= len(archive)
-        mounts.append({"target": mount.target, "read_only": True, "archive": archive})
+        mounts.append(_mount(mount.target, read_only=True, archive=archive))
+    if limits["gpu_count"] is not None:
+        carried = sum(len(m["archive_b64"]) for m in mounts)
+        if carried > MAX_GPU_MOUNT_BYTES:
+            raise SandboxUnavailable(
+                f"this GPU job's mounts are {carried:,} bytes of base64; Platform's broker carries a GPU job's "
+                f"mounts in its environment, which holds at most ~{MAX_GPU_MOUNT_BYTES:,}: data this size must be "
+                "staged on the GPU node (see docs/operators.md, the data)"
+            )
+    command = tuple(spec.command)
     if spec.artifacts_dir is not None:
         empty = pack_directory(spec.artifacts_dir, max_bytes=0)
-        mounts.append({"target": ARTIFACTS_MOUNT, "read_only": False, "archive": empty})
+        mounts.append(_mount(ARTIFACTS_MOUNT, read_only=False, archive=empty))
+        if limits["gpu_count"] is None:
+            command = self_drain_command(command, index=len(mounts) - 1)
+    labels = {**spec.labels, "prism.job": job_id, "job_id": job_id}
+    if limits["gpu_count"] is not None and spec.limits.gpu_type:
+        labels["prism.gpu_type"] = spec.limits.gpu_type
     return {
         "job_id": job_id,
         "task_id": task_id,
         "image": image,
-        "command": list(spec.command),
+        "command": list(command),
         "workdir": spec.workdir,
         "env": {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", **spec.env},
-        "labels": {**spec.labels, "prism.job": job_id},
-        "limits": build_broker_limits(spec, uid=uid, gid=gid),
+        "labels": labels,
+        "limits": limits,
         "mounts": mounts,
         "timeout_seconds": max(1, int(spec.limits.timeout_seconds)),
     }
+
+
+def job_id_of(spec: RunSpec) -> str:
+    """Deterministic where the spec says which submission, attempt and phase it is (cleanup hits
+    exactly that job after a crash); a fresh id only for one-off jobs such as self-tests."""
+    labels = spec.labels
+    if labels.get("job_id"):
+        return labels["job_id"]
+    submission, phase, attempt = labels.get("prism.submission"), labels.get("prism.phase"), labels.get("prism.attempt")
+    if submission and phase and attempt and attempt.isdigit():
+        return job_id_for(submission, int(attempt), phase)
+    return f"prism-{uuid.uuid4().hex[:24]}"
 
 
 def split_drained_mounts(stdout: str) -> tuple[str, dict[int, str]]:
@@ -101,6 +201,12 @@ def split_drained_mounts(stdout: str) -> tuple[str, dict[int, str]]:
     for match in _DRAIN.finditer(stdout):
         drained[int(match.group(1))] = match.group(2).strip()
     return _DRAIN.sub("", stdout), drained
+
+
+def drain_was_cut(stdout: str, index: int) -> bool:
+    """An END marker with no BEGIN before it: the broker's log cap kept only the archive's tail."""
+    end = stdout.rfind(_END.format(index=index))
+    return end >= 0 and stdout.rfind(_BEGIN.format(index=index), 0, end) < 0
 
 
 class BrokerSandbox:
@@ -145,14 +251,16 @@ class BrokerSandbox:
         return data
 
     def cleanup(self, job_id: str) -> dict[str, Any]:
+        """Remove every container of `job_id` (Platform: `{"status": "ok"}`; repeatable)."""
         return self._post("/v1/docker/cleanup", {"job_id": job_id}, timeout=60)
 
-    def list(self, labels: dict[str, str] | None = None) -> dict[str, Any]:
-        return self._post("/v1/docker/list", {"labels": labels or {}}, timeout=60)
+    def list(self, job_id: str | None = None) -> dict[str, Any]:
+        """`{"containers": [...]}` of this challenge, or of one job: the broker filters by job id only."""
+        return self._post("/v1/docker/list", {"job_id": job_id} if job_id else {}, timeout=60)
 
     def run(self, spec: RunSpec) -> RunResult:
         check_spec(spec)
-        job_id = spec.labels.get("job_id") or f"prism-{uuid.uuid4().hex[:24]}"
+        job_id = job_id_of(spec)
         payload = build_broker_payload(
             spec,
             job_id=job_id,
@@ -160,6 +268,7 @@ class BrokerSandbox:
             image=self.settings.docker_image,
             uid=self.settings.sandbox_uid,
             gid=self.settings.sandbox_gid,
+            gpu_type=self.settings.broker_gpu_type,
         )
         start = time.monotonic()
         data = self._post(
@@ -185,6 +294,13 @@ class BrokerSandbox:
                     drained[index], max_bytes=spec.limits.artifacts_bytes, max_files=spec.limits.artifact_max_files
                 )
                 write_files(spec.artifacts_dir, files)
+            elif drain_was_cut(stdout, index):
+                raise SandboxInfraError(
+                    f"job {job_id}: the artifacts came back cut by the broker's log cap (its log_limit_bytes); "
+                    "raise that cap or run the job with a GPU, whose mounts the broker drains uncapped"
+                )
+            elif not timed_out:
+                raise SandboxInfraError(f"job {job_id}: the broker returned no artifacts for /artifacts")
             readback = read_artifacts(spec.artifacts_dir, max_total_bytes=spec.limits.artifact_read_bytes)
         secrets = (*self.settings.known_secrets(), *spec.redact)
         out, err = TailBuffer(spec.limits.output_bytes, slack=256), TailBuffer(spec.limits.output_bytes, slack=256)
