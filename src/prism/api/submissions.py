@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from datetime import timedelta
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from prism.api.auth import require_internal
-from prism.api.bodies import SubmissionBody, parse_submission, read_limited
+from prism.api.bodies import SubmissionBody, check_request_hash, parse_submission, read_limited
 from prism.api.errors import ApiError
 from prism.api.signatures import InvalidHotkey, canonical_message, ss58_decode, verify_signature
 from prism.api.state import app_state, session_scope
@@ -147,8 +148,9 @@ async def bridge_submission(request: Request, session: Annotated[Session, Depend
     raw = await read_limited(request, settings.max_body_bytes)
     request_hash = _header(request, _REQUEST_HASH)
     if request_hash is not None:
+        expected = check_request_hash(request_hash)
         actual = hashlib.sha256(raw).hexdigest()
-        if not hmac.compare_digest(request_hash.lower().removeprefix("sha256:"), actual):
+        if not hmac.compare_digest(expected, actual):
             raise ApiError(400, "request_hash_mismatch", "X-Base-Request-Hash does not match the sha256 of the body")
     body = parse_submission(
         raw,
@@ -156,6 +158,8 @@ async def bridge_submission(request: Request, session: Annotated[Session, Depend
         filename_header=request.headers.get("x-submission-filename"),
     )
     nonce = _header(request, _NONCE)
+    if nonce is not None and not (1 <= len(nonce) <= 128 and nonce.isascii() and nonce.isprintable()):
+        raise ApiError(400, "invalid_nonce", "the verified nonce must be 1 to 128 printable ASCII characters")
     extra = {"platform_nonce": nonce} if nonce else {}
     # Intake and the database are blocking work: off the event loop, so reads stay responsive.
     return await run_in_threadpool(
@@ -183,13 +187,13 @@ async def public_submission(
     if not (x_hotkey and x_signature and x_nonce and x_timestamp):
         raise ApiError(401, "missing_signature", "X-Hotkey, X-Signature, X-Nonce and X-Timestamp are all required")
     hotkey = _check_hotkey(x_hotkey)
-    if not (1 <= len(x_nonce) <= 128) or not x_nonce.isprintable():
+    if not (1 <= len(x_nonce) <= 128) or not x_nonce.isprintable() or not x_nonce.isascii():
         raise ApiError(400, "invalid_nonce", "X-Nonce must be 1 to 128 printable characters")
     try:
         timestamp = float(x_timestamp)
     except ValueError as exc:
         raise ApiError(401, "invalid_timestamp", "X-Timestamp must be Unix seconds") from exc
-    if abs(time.time() - timestamp) > settings.signature_ttl_seconds:
+    if not math.isfinite(timestamp) or abs(time.time() - timestamp) > settings.signature_ttl_seconds:
         raise ApiError(401, "stale_request", f"X-Timestamp is outside ±{settings.signature_ttl_seconds}s of now")
     raw = await read_limited(request, settings.max_body_bytes)
     message = canonical_message(
