@@ -20,8 +20,8 @@ from prism.api.auth import require_internal
 from prism.api.bodies import SubmissionBody, check_request_hash, parse_submission, read_limited
 from prism.api.errors import ApiError
 from prism.api.signatures import InvalidHotkey, canonical_message, ss58_decode, verify_signature
-from prism.api.state import app_state, session_scope
-from prism.pipeline.accept import accept_submission
+from prism.api.state import app_state
+from prism.pipeline.accept import prepare_submission, store_prepared
 from prism.store.base import utcnow
 from prism.store.models import Nonce, Submission
 
@@ -88,7 +88,6 @@ def _check_hotkey(hotkey: str | None) -> str:
 
 
 def _created(
-    session: Session,
     request: Request,
     body: SubmissionBody,
     *,
@@ -98,24 +97,25 @@ def _created(
     extra: dict[str, Any],
     nonce: str | None = None,
 ) -> JSONResponse:
-    """Store one submission in one transaction (run in a worker thread, off the event loop)."""
+    """Intake, then one short transaction (run in a worker thread, off the event loop)."""
     state = app_state(request)
-    # The transaction reads before it writes: take SQLite's write lock at BEGIN so concurrent
-    # requests queue on the busy timeout instead of failing to upgrade (no-op on PostgreSQL).
-    session.connection(execution_options={"immediate": True})
-    if nonce is not None:
-        _consume_nonce(session, hotkey, nonce, ttl=state.settings.signature_ttl_seconds)
-    submission, created = accept_submission(
-        session,
+    # Intake first, outside any transaction: the write lock is held only to store.
+    prepared = prepare_submission(
         state.settings,
         hotkey=hotkey,
         filename=body.filename,
         data=body.data,
         origin=origin,
         metadata={**body.metadata, **extra},
-        actor=actor,
     )
-    session.commit()
+    with state.sessions() as session:
+        # The transaction reads before it writes: take SQLite's write lock at BEGIN so concurrent
+        # requests queue on the busy timeout instead of failing to upgrade (no-op on PostgreSQL).
+        session.connection(execution_options={"immediate": True})
+        if nonce is not None:
+            _consume_nonce(session, hotkey, nonce, ttl=state.settings.signature_ttl_seconds)
+        submission, created = store_prepared(session, prepared, actor=actor)
+        session.commit()
     return _submission_answer(submission, created)
 
 
@@ -139,7 +139,7 @@ def _submission_answer(submission: Submission, created: bool) -> JSONResponse:
     openapi_extra={**_BODY, "parameters": _BODY["parameters"] + _BRIDGE_HEADERS},
     responses={201: {"description": "stored"}, 200: {"description": "the same bytes from this hotkey already exist"}},
 )
-async def bridge_submission(request: Request, session: Annotated[Session, Depends(session_scope)]) -> JSONResponse:
+async def bridge_submission(request: Request) -> JSONResponse:
     settings = app_state(request).settings
     slug = _header(request, _SLUG)
     if slug is not None and slug != settings.challenge_slug:
@@ -163,7 +163,7 @@ async def bridge_submission(request: Request, session: Annotated[Session, Depend
     extra = {"platform_nonce": nonce} if nonce else {}
     # Intake and the database are blocking work: off the event loop, so reads stay responsive.
     return await run_in_threadpool(
-        _created, session, request, body, hotkey=hotkey, origin="bridge", actor="platform", extra=extra
+        _created, request, body, hotkey=hotkey, origin="bridge", actor="platform", extra=extra
     )
 
 
@@ -175,7 +175,6 @@ async def bridge_submission(request: Request, session: Annotated[Session, Depend
 )
 async def public_submission(
     request: Request,
-    session: Annotated[Session, Depends(session_scope)],
     x_hotkey: Annotated[str | None, Header()] = None,
     x_signature: Annotated[str | None, Header()] = None,
     x_nonce: Annotated[str | None, Header()] = None,
@@ -208,7 +207,6 @@ async def public_submission(
     )
     return await run_in_threadpool(
         _created,
-        session,
         request,
         body,
         hotkey=hotkey,

@@ -1,10 +1,10 @@
 """`get_weights`: served from memory, never waiting on the database.
 
 A background thread keeps the snapshot current: every `weights_refresh_seconds` it reads a
-cheap change marker (the newest audit row — every transition, resolution and runtime-config
-change writes one — the active runtime-config version and the current epoch) and, only when
-that changed, recomputes the weights (O(n log n) in the scored results) and renders the answer
-once. A reader takes the rendered bytes as they are: no database work, no lock, no recompute.
+cheap change marker (how many completed submissions, evaluations and families there are, the
+newest runtime-config version and the current epoch) and, only when that changed, recomputes
+the weights (O(n log n) in the scored results) and renders the answer once. A reader takes
+the rendered bytes as they are: no database work, no lock, no recompute.
 If a refresh fails (database down, hung past its statement timeout, invalid runtime config),
 the last good snapshot keeps being served and its metadata names the problem; before the first
 snapshot exists the answer is empty weights with the reason.
@@ -28,7 +28,7 @@ from prism.config import Settings
 from prism.errors import PrismError
 from prism.scoring.ranking import compute_weights
 from prism.store.base import utcnow
-from prism.store.models import AuditEvent, RuntimeConfigRow
+from prism.store.models import Architecture, Evaluation, RuntimeConfigRow, Submission
 from prism.store.runtime_configs import load_runtime_config
 from prism.store.scores import eligible_results, latest_scored_epoch, owners
 from prism.store.submissions import epoch_at
@@ -79,13 +79,20 @@ def compute_snapshot(session: Session, settings: Settings) -> WeightsSnapshot:
     )
 
 
-Marker = tuple[int | None, int | None, int]
+Marker = tuple[int, int, int, int | None, int]
 
 
 def change_marker(session: Session, settings: Settings) -> Marker:
-    """Changes whenever the weights could: a new audit row, a new runtime config, a new epoch."""
+    """Changes whenever the weights could, and only then (intake must not cause recomputes).
+
+    Weights read completed submissions' evaluations, family owners, the active reward policy
+    and the epoch. Completed is terminal, so counts are enough: a new completion, evaluation or
+    family, a new runtime config, or a new epoch. Each count is an index-only scan.
+    """
     return (
-        session.scalar(select(func.max(AuditEvent.id))),
+        int(session.scalar(select(func.count()).select_from(Submission).where(Submission.status == "completed")) or 0),
+        int(session.scalar(select(func.count()).select_from(Evaluation)) or 0),
+        int(session.scalar(select(func.count()).select_from(Architecture)) or 0),
         session.scalar(select(func.max(RuntimeConfigRow.version))),
         epoch_at(utcnow(), settings.epoch_seconds),
     )
