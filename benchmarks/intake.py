@@ -135,16 +135,20 @@ def profile_request_path(url: str, archives: list[bytes]) -> None:
     for data in archives:
         read_project(data, "project.zip", limits=limits)
     intake_ms = (time.process_time() - started) / len(archives) * 1000
-    profiler = cProfile.Profile()
+    half = len(archives) // 2
     started = time.process_time()
+    for index, data in enumerate(archives[:half]):
+        store(index, data)
+    store_ms = (time.process_time() - started) / half * 1000 - intake_ms
+    profiler = cProfile.Profile()  # on the other half: the profiler's own cost stays out of the figures
     profiler.enable()
-    for index, data in enumerate(archives):
+    for index, data in enumerate(archives[half:], start=half):
         store(index, data)
     profiler.disable()
-    store_ms = (time.process_time() - started) / len(archives) * 1000 - intake_ms
     engine.dispose()
     print(f"  intake (unzip, limits, prism.yaml)      : {intake_ms:6.2f} ms")
-    print(f"  store (intake + one transaction) - above : {store_ms:6.2f} ms")
+    print(f"  one transaction storing it (SQL + ORM)   : {store_ms:6.2f} ms")
+    print("  the rest: HTTP parsing, auth, body read, edge checks, thread hop, JSON answer")
     report = io.StringIO()
     pstats.Stats(profiler, stream=report).sort_stats("tottime").print_stats(12)
     lines = [line for line in report.getvalue().splitlines() if line.strip()][-13:]

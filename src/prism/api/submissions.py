@@ -23,6 +23,7 @@ from prism.api.signatures import InvalidHotkey, canonical_message, ss58_decode, 
 from prism.api.state import app_state
 from prism.pipeline.accept import prepare_submission, store_prepared
 from prism.store.base import utcnow
+from prism.store.db import writer_gate
 from prism.store.models import Nonce, Submission
 
 router = APIRouter()
@@ -108,7 +109,7 @@ def _created(
         origin=origin,
         metadata={**body.metadata, **extra},
     )
-    with state.sessions() as session:
+    with writer_gate(state.engine), state.sessions() as session:
         # The transaction reads before it writes: take SQLite's write lock at BEGIN so concurrent
         # requests queue on the busy timeout instead of failing to upgrade (no-op on PostgreSQL).
         session.connection(execution_options={"immediate": True})

@@ -8,9 +8,11 @@ and the retry with back-off that every caller uses, so a busy lock never fails a
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -191,3 +193,23 @@ def run_write(
             return work(session)
 
     return retry_transient(once, budget_seconds=budget_seconds, what=what)
+
+
+_GATES: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_GATES_LOCK = threading.Lock()
+
+
+def writer_gate(engine: Engine) -> AbstractContextManager[object]:
+    """One writer at a time inside this process, for SQLite (a no-op elsewhere).
+
+    SQLite admits one writer anyway; waiting on a lock here wakes the next writer the moment
+    the last one commits, where SQLite's busy handler polls with growing sleeps (tens of
+    milliseconds each under load) — that polling was most of intake's p99.
+    """
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _GATES_LOCK:
+        gate = _GATES.get(engine)
+        if gate is None:
+            gate = _GATES[engine] = threading.Lock()
+    return gate
