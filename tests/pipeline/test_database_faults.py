@@ -4,7 +4,10 @@ waits for the database, and clean-up of what ended submissions leave behind."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -149,3 +152,53 @@ def test_clean_up_keeps_what_an_operator_may_inspect(
         assert not stray.exists() and fresh.exists()
     finally:
         fresh.rmdir()
+
+
+def _fake_launcher(tmp_path: Path, submission_id: str) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    """A process shaped like the bubblewrap launcher (its plan on the command line) and a
+    'job' process listed in the plan's cgroup.procs file."""
+    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    procs = tmp_path / f"cgroup-{submission_id[:8]}.procs"
+    procs.write_text(f"{job.pid}\n")
+    plan = {
+        "binds": [[f"/data/work/{submission_id}/train/job", "s4"]],
+        "cgroup_procs": [str(procs)],
+    }
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "/opt/prism/sandbox/launcher.py", json.dumps(plan)]
+    )
+    return launcher, job
+
+
+def test_a_worker_that_loses_its_lease_stops_its_sandbox_job(
+    sessions: sessionmaker[Session], settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid = _store(sessions, 20)
+    other = _store(sessions, 21)
+    bystander, bystander_job = _fake_launcher(tmp_path, other)
+    seen: dict[str, int | None] = {}
+
+    def long_phase(ctx: StepContext) -> StepOutcome:
+        launcher, job = _fake_launcher(tmp_path, ctx.submission.id)
+        with sessions() as session, session.begin():  # another worker takes the submission over
+            row = session.get(Submission, ctx.submission.id)
+            assert row is not None
+            row.lease_owner = "thief"
+        seen["launcher"] = launcher.wait(timeout=60)
+        seen["job"] = job.wait(timeout=60)
+        return StepOutcome.passed("finished after losing the lease")
+
+    monkeypatch.setattr(worker_module, "STAGES", (("long_phase", long_phase),))
+    fast = settings.model_copy(update={"worker_heartbeat_seconds": 0.2})
+    try:
+        assert Worker(fast, sessions).run_once() == sid
+        assert seen == {"launcher": -9, "job": -9}  # killed by the heartbeat, not finished
+        assert bystander.poll() is None and bystander_job.poll() is None  # another submission's job runs on
+        with sessions() as session:
+            row = session.get(Submission, sid)
+            assert row is not None and row.status == "running" and row.lease_owner == "thief"
+            assert row.stage is None  # the old worker wrote nothing after losing its lease
+    finally:
+        for process in (bystander, bystander_job):
+            process.kill()
+            process.wait()
