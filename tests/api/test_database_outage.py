@@ -4,6 +4,7 @@ connection): get_weights answers every poll from memory, every other database ro
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -121,3 +122,32 @@ def test_weights_answer_and_other_routes_503_then_recover(proxied: tuple[TestCli
         assert time.monotonic() < deadline, "the routes did not recover on their own"
         time.sleep(0.2)
     assert _weights(client) == weights
+
+
+def test_a_write_lock_held_elsewhere_gets_503_json_not_500(settings: Settings) -> None:
+    fast = settings.model_copy(update={"request_timeout_seconds": 1.0})
+    engine = make_engine(fast.resolved_database_url)
+    upgrade(engine)
+    holder = sqlite3.connect(fast.resolved_database_url.removeprefix("sqlite:///"), isolation_level=None)
+    headers = {**AUTH, "X-Base-Verified-Hotkey": HOTKEY, "X-Submission-Filename": "project.zip"}
+    body = make_zip({"model.py": MODEL})
+    with TestClient(create_app(fast, engine=engine)) as client:
+        holder.execute("BEGIN IMMEDIATE")  # another process holds SQLite's write lock
+        try:
+            response = client.post("/internal/v1/bridge/submissions", headers=headers, content=body)
+            assert response.status_code == 503 and response.headers["retry-after"]
+            assert response.json()["error"]["code"] == "request_timeout"
+            assert _weights(client) == {}  # get_weights still answers at once
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        deadline = time.monotonic() + 60
+        while (
+            response := client.post("/internal/v1/bridge/submissions", headers=headers, content=body)
+        ).status_code != 201:
+            # The abandoned first attempt may have stored it once the lock was free: same bytes, 200.
+            if response.status_code == 200:
+                break
+            assert response.status_code == 503 and time.monotonic() < deadline, response.text
+            time.sleep(0.2)
+    engine.dispose()
