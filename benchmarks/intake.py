@@ -10,9 +10,12 @@ pieces, measured in this process on the same archives).
 Paced mode (`--paced 5 --seconds 60 --workers 1`): submissions at a fixed rate while real
 `prism worker` processes (bubblewrap sandbox) take them; afterwards it counts "database is
 locked" in the workers' logs and infrastructure retries in the audit log (both must be 0).
+A full worker spends minutes per evaluation, so it meets few uploads; `--review-only` stops
+each submission after the review steps (the read-then-write source-duplicate check included),
+so the workers claim and write hundreds of times while the uploads commit.
 
     .venv/bin/python benchmarks/intake.py [--clients 50] [--total 1000] [--database-url URL]
-    .venv/bin/python benchmarks/intake.py --paced 5 --seconds 60 [--workers 2 --database-url URL]
+    .venv/bin/python benchmarks/intake.py --paced 5 --seconds 60 [--review-only] [--workers 2 --database-url URL]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import cProfile
 import io
 import os
 import pstats
+import signal
 import statistics
 import subprocess
 import sys
@@ -222,9 +226,12 @@ def paced(args: argparse.Namespace, tmp: Path) -> None:
     logs = [tmp / f"worker-{i}.log" for i in range(args.workers)]
     archives = [_archive(i) for i in range(int(args.paced * args.seconds))]
     with served(env) as (base, _pid):
+        command = [sys.executable, "-m", "prism", "worker"]
+        if args.review_only:
+            command = [sys.executable, __file__, "--as-review-worker"]
         workers = [
             subprocess.Popen(
-                [sys.executable, "-m", "prism", "worker"],
+                command,
                 env={**os.environ, **env, "PRISM_LOG_LEVEL": "INFO", "PRISM_WORKER_POLL_SECONDS": "0.2"},
                 stdout=log.open("w"),
                 stderr=subprocess.STDOUT,
@@ -240,9 +247,13 @@ def paced(args: argparse.Namespace, tmp: Path) -> None:
                 statuses.append(response.status_code)
         time.sleep(args.settle)
         for worker in workers:
-            worker.terminate()
+            worker.send_signal(signal.SIGINT)  # stop now; a submission in hand is taken up again later
         for worker in workers:
-            worker.wait(timeout=120)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
     engine = make_engine(url)
     with make_session_factory(engine)() as session:
         retries = session.scalar(
@@ -257,11 +268,33 @@ def paced(args: argparse.Namespace, tmp: Path) -> None:
         attempts = session.scalar(select(func.count()).select_from(AuditEvent).where(text("to_status = 'running'")))
     engine.dispose()
     locked_logs = sum(log.read_text(errors="replace").count("database is locked") for log in logs)
-    print(f"paced {args.paced}/s for {args.seconds}s, {args.workers} worker(s), database={engine.dialect.name}")
+    kind = "review-only" if args.review_only else "full"
+    print(f"paced {args.paced}/s for {args.seconds}s, {args.workers} {kind} worker(s), database={engine.dialect.name}")
     print(f"bridge answers: {sorted((s, statuses.count(s)) for s in set(statuses))}")
     print(f"worker attempts (claims): {attempts}; states now: {states}")
     print(f'"database is locked" in worker logs: {locked_logs}; in stored reasons: {locked_reasons}')
     print(f"infrastructure retries spent: {retries}")
+
+
+def review_worker() -> None:
+    """A `prism worker` that stops after the review steps (static review, source duplicates,
+    LLM review): each submission then costs the worker milliseconds, so its read-then-write
+    steps meet the paced uploads hundreds of times a minute instead of once per evaluation."""
+    import threading
+
+    from prism.cli.worker import _loop, _worker
+    from prism.config import get_settings
+    from prism.logs import configure_logging
+    from prism.pipeline import worker as worker_module
+    from prism.pipeline.stages import STAGES
+
+    review = ("static_review", "source_duplicates", "llm_review")
+    worker_module.STAGES = tuple((name, step) for name, step in STAGES if name in review)
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    _loop(_worker(settings), stop)
 
 
 def main() -> None:
@@ -274,7 +307,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--settle", type=float, default=30.0, help="seconds the workers keep going after intake")
+    parser.add_argument("--review-only", action="store_true", help="paced: workers stop after the review steps")
+    parser.add_argument("--as-review-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.as_review_worker:
+        review_worker()
+        return
     os.environ["PRISM_SHARED_TOKEN"] = TOKEN
     with tempfile.TemporaryDirectory() as tmp:
         (paced if args.paced else load)(args, Path(tmp))
