@@ -32,7 +32,7 @@ def seed_scored(session: Session, *, hotkeys: int, families: int, epoch: int, se
     for index in range(start, start + hotkeys):
         hotkey = fake_hotkey(index)
         submission_id = str(uuid.UUID(int=rng.getrandbits(128)))
-        family = hashlib.sha256(f"family-{index % families}".encode()).hexdigest()
+        family = hashlib.sha256(f"family-{seed}-{index % families}".encode()).hexdigest()
         created = now - timedelta(seconds=hotkeys - index)
         bpb = rng.uniform(0.8, 4.0)
         miners.append({"hotkey": hotkey, "first_seen_at": created})
