@@ -8,6 +8,7 @@ and the retry with back-off that every caller uses, so a busy lock never fails a
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 import weakref
@@ -28,6 +29,9 @@ T = TypeVar("T")
 # Connect and statement timeouts (seconds): a hung server is an error we can answer, not a wait.
 CONNECT_TIMEOUT_SECONDS = 5
 STATEMENT_TIMEOUT_SECONDS = 30
+# How often a unit of work that lost an insert race to another writer is run again.
+CONFLICT_RETRIES = 3
+SQLITE_TRANSIENT = ("locked", "busy", "unable to open", "disk i/o")
 
 
 class DatabaseUnavailable(PrismError):
@@ -43,7 +47,13 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, DatabaseUnavailable | sa_exc.TimeoutError | sa_exc.DisconnectionError):
         return True
     if isinstance(exc, sa_exc.DBAPIError):
-        return bool(exc.connection_invalidated) or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+        if exc.connection_invalidated:
+            return True
+        if isinstance(exc.orig, sqlite3.OperationalError):
+            # sqlite3 also raises OperationalError for bad SQL (a bug, never retried).
+            message = str(exc.orig).lower()
+            return any(word in message for word in SQLITE_TRANSIENT)
+        return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
     return False
 
 
@@ -192,7 +202,19 @@ def run_write(
         with write_session(sessions, lock_budget_seconds=budget_seconds) as session:
             return work(session)
 
-    return retry_transient(once, budget_seconds=budget_seconds, what=what)
+    conflicts = 0
+    while True:
+        try:
+            return retry_transient(once, budget_seconds=budget_seconds, what=what)
+        except sa_exc.IntegrityError:
+            # On PostgreSQL two workers can insert the same row (e.g. a prior's fingerprint)
+            # at once; the loser's unit, run again, finds the row and goes on. A conflict that
+            # repeats is no race but a bug: it is raised.
+            conflicts += 1
+            if conflicts > CONFLICT_RETRIES:
+                raise
+            log.info("%s lost an insert race, running it again", what)
+            time.sleep(backoff(conflicts))
 
 
 _GATES: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
