@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -119,6 +119,8 @@ def create_submission(
         )
     )
     if project is not None:
+        # Strictly after the "created" event, so the journey reads in order.
+        now = max(utcnow(), now + timedelta(microseconds=1))
         session.execute(
             insert(StageResult).values(
                 submission_id=submission.id,
