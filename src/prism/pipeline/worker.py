@@ -362,7 +362,6 @@ class _Heartbeat:
         self.worker = worker
         self.claim = claim
         self.stopped = threading.Event()
-        self.lost = threading.Event()
         self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{claim.submission_id}", daemon=True)
 
     def __enter__(self) -> _Heartbeat:
@@ -380,10 +379,12 @@ class _Heartbeat:
                 if not renew_lease(self.worker.sessions, self.claim, lease_seconds=settings.worker_lease_seconds):
                     # Another worker may run this submission now: our sandbox job stops at once,
                     # and the fenced writes after it refuse (LeaseLost).
-                    self.lost.set()
                     stop_local_jobs(self.claim.submission_id)
                     return
                 # A busy worker reaps too, so a dead worker's submission never waits for an idle one.
                 reap_expired(self.worker.sessions)
-            except SQLAlchemyError:
-                log.warning("heartbeat failed", extra={"submission_id": self.claim.submission_id})
+            except (SQLAlchemyError, PrismError, OSError) as exc:
+                # The beat goes on: a database that is back renews the lease before it expires.
+                log.warning(
+                    "heartbeat failed: %s", type(exc).__name__, extra={"submission_id": self.claim.submission_id}
+                )
