@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 
@@ -24,12 +25,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(settings: Settings) -> Iterator[str]:
+def live_server(settings: Settings, **uvicorn_options: Any) -> Iterator[str]:
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, engine=engine), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(settings, engine=engine), host="127.0.0.1", port=port, log_level="warning", **uvicorn_options
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

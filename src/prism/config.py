@@ -179,6 +179,23 @@ class Settings(BaseSettings):
     def _sync_driver(cls, value: str | None) -> str | None:
         return normalize_database_url(value) if value else value
 
+    # The database boundary: how long work waits for a busy lock or an unreachable database
+    # before giving up (a worker then backs off; nothing counts against a submission).
+    db_retry_budget_seconds: float = Field(120.0, ge=0)
+    db_connect_timeout_seconds: float = Field(5.0, gt=0)
+    db_statement_timeout_seconds: float = Field(30.0, gt=0)
+    # get_weights is served from memory; a background thread refreshes it this often.
+    weights_refresh_seconds: float = Field(1.0, gt=0)
+    # HTTP edge: a request that has not answered by then gets 503 (e.g. a hung database); a body
+    # that stalls this long gets 408; connections beyond the limit get 503 from uvicorn.
+    request_timeout_seconds: float = Field(25.0, gt=0)
+    body_read_timeout_seconds: float = Field(30.0, gt=0)
+    http_limit_concurrency: int = Field(1024, ge=1)
+    http_keep_alive_seconds: int = Field(5, ge=1)
+    # Clean-up: work dirs of failed/rejected submissions (and stray sandbox temp dirs and empty
+    # job cgroups) are kept this long for an operator to inspect, then removed.
+    work_retention_hours: float = Field(24.0, ge=0)
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

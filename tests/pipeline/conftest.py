@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import shutil
+import time
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +104,21 @@ def submit(client: TestClient, hotkey: str, data: bytes, filename: str = "projec
 def copy_example(dest: Path) -> Path:
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
+
+
+def fresh_weights(client: TestClient) -> dict[str, float]:
+    """get_weights once the background refresh has seen everything written before this call.
+
+    The route never computes: it serves the snapshot the refresher keeps. Waking the refresher
+    and waiting for a snapshot computed after now makes the answer reflect the test's writes.
+    """
+    asked = datetime.now(UTC)
+    client.app.state.prism.weights.invalidate()  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 60
+    while True:
+        body = client.get("/internal/v1/get_weights", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+        if datetime.fromisoformat(body["computed_at"]) >= asked and "error" not in body["metadata"]:
+            weights: dict[str, float] = body["weights"]
+            return weights
+        assert time.monotonic() < deadline, body
+        time.sleep(0.05)

@@ -11,7 +11,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from prism.config import Settings
 from prism.pipeline.worker import Worker
 from tests.conftest import TOKEN
-from tests.pipeline.conftest import CPU_OFFICIAL, HOTKEYS, example_files, project_zip, submit, use_runtime_config
+from tests.pipeline.conftest import (
+    CPU_OFFICIAL,
+    HOTKEYS,
+    example_files,
+    fresh_weights,
+    project_zip,
+    submit,
+    use_runtime_config,
+)
 from tests.review.variants import rename
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
@@ -85,7 +93,7 @@ def test_copies_are_stopped_and_variants_attach(
 
     rows = api.get("/v1/leaderboard").json()["rows"]
     assert {row["hotkey"] for row in rows} == {HOTKEYS["alice"], HOTKEYS["dave"]}
-    weights = api.get("/internal/v1/get_weights", headers=AUTH).json()["weights"]
+    weights = fresh_weights(api)
     # One family: its owner (A) takes the owner share; the best implementation on it the rest.
     best = rows[0]["hotkey"]
     if best == HOTKEYS["alice"]:
@@ -106,4 +114,4 @@ def test_copies_are_stopped_and_variants_attach(
         f"/internal/v1/review-queue/{b}/resolve", headers=AUTH, json={"action": "release", "reason": "changed my mind"}
     )
     assert again.status_code == 409
-    assert api.get("/internal/v1/get_weights", headers=AUTH).json()["weights"] == weights
+    assert fresh_weights(api) == weights

@@ -30,7 +30,15 @@ from prism.sandbox.spec import Sandbox
 from prism.store.base import utcnow
 from prism.store.models import AuditEvent, StageResult, Submission
 from tests.conftest import TOKEN
-from tests.pipeline.conftest import CPU_OFFICIAL, HOTKEYS, example_files, project_zip, submit, use_runtime_config
+from tests.pipeline.conftest import (
+    CPU_OFFICIAL,
+    HOTKEYS,
+    example_files,
+    fresh_weights,
+    project_zip,
+    submit,
+    use_runtime_config,
+)
 from tests.review.llm_support import fenced
 from tests.stand_ins.openai_server import Reply, StandInOpenAI, mermaid_call, verdict_call
 
@@ -199,7 +207,7 @@ def assert_key_nowhere(sessions: sessionmaker[Session], caplog: pytest.LogCaptur
 
 def assert_never_scored(api: TestClient) -> None:
     assert api.get("/v1/leaderboard").json()["rows"] == []
-    assert api.get("/internal/v1/get_weights", headers=AUTH).json()["weights"] == {}
+    assert fresh_weights(api) == {}
 
 
 # -- approve ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from tests.pipeline.conftest import (
     HOTKEYS,
     SMOKE_ONLY,
     example_files,
+    fresh_weights,
     project_zip,
     submit,
     use_runtime_config,
@@ -56,7 +57,7 @@ def test_score_eligible_run_reaches_leaderboard_ownership_and_weights(
     families = api.get("/v1/architectures").json()["architectures"]
     assert len(families) == 1 and families[0]["owner_hotkey"] == HOTKEYS["alice"]
     assert families[0]["graph_hash"] == scores["architecture_hash"]
-    weights = api.get("/internal/v1/get_weights", headers=AUTH).json()["weights"]
+    weights = fresh_weights(api)
     assert weights == {HOTKEYS["alice"]: pytest.approx(1.0)}
 
     rejected = api.get(f"/internal/v1/submissions/{hostile}", headers=AUTH).json()
@@ -88,4 +89,4 @@ def test_default_config_on_a_cpu_host_completes_as_a_non_scoring_run(
     assert view["scores"]["mode"] == "local_cpu_smoke" and view["scores"]["score_eligible"] is False
     assert api.get("/v1/leaderboard").json()["rows"] == []
     assert api.get("/v1/architectures").json()["architectures"] == []
-    assert api.get("/internal/v1/get_weights", headers=AUTH).json()["weights"] == {}
+    assert fresh_weights(api) == {}

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 import prism
-from prism.api import console, errors, metrics, operator, platform_routes, reads, submissions
+from prism.api import console, edge, errors, metrics, operator, platform_routes, reads, submissions
 from prism.api.proxy_guard import ProxyGuard
 from prism.api.state import AppState
 from prism.api.weights import WeightsCache
@@ -16,7 +16,11 @@ from prism.store.db import make_engine, make_session_factory
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
-    engine = engine or make_engine(settings.resolved_database_url)
+    engine = engine or make_engine(
+        settings.resolved_database_url,
+        connect_timeout=settings.db_connect_timeout_seconds,
+        statement_timeout=settings.db_statement_timeout_seconds,
+    )
     sessions = make_session_factory(engine)
     app = FastAPI(
         title="PRISM",
@@ -24,8 +28,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         description="Evaluation service for a Bittensor subnet challenge. Every submission is treated as hostile.",
     )
     app.state.settings = settings
-    app.state.prism = AppState(settings, engine, sessions, WeightsCache(settings, sessions))
+    weights = WeightsCache(settings, sessions)
+    app.state.prism = AppState(settings, engine, sessions, weights)
     errors.install(app)
+    edge.install(
+        app, request_timeout=settings.request_timeout_seconds, body_read_timeout=settings.body_read_timeout_seconds
+    )
+    # The weights snapshot is computed in the background from the start, never by a reader.
+    weights.start()
+    app.router.on_shutdown.append(weights.stop)
     app.include_router(reads.router)
     app.include_router(submissions.router)
     app.include_router(metrics.router)

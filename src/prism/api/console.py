@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 
 from prism.api import console_auth as auth
+from prism.api.bodies import MAX_EPOCH
 from prism.api.console_render import loss_plot_svg, pretty_json, redact
 from prism.api.console_views import list_submissions, overview, submission_detail
 from prism.api.errors import ApiError
@@ -261,7 +262,7 @@ def leaderboard_page(
     request: Request,
     console: PageSession,
     session: Db,
-    epoch: Annotated[int | None, Query(ge=0)] = None,
+    epoch: Annotated[int | None, Query(ge=0, le=MAX_EPOCH)] = None,
 ) -> Response:
     current = epoch_at(utcnow(), auth.settings_of(request).epoch_seconds)
     chosen = current if epoch is None else epoch

@@ -13,9 +13,11 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from prism.errors import ConfigError, PrismError
+from prism.store.db import DatabaseUnavailable, is_transient
 from prism.store.lifecycle import IllegalTransition
 
 log = logging.getLogger(__name__)
@@ -65,3 +67,42 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error_response(exc.status_code, "http_error", str(exc.detail))
+
+    install_database_errors(app)
+
+
+# How long a client should wait before retrying after the database failed it.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable() -> JSONResponse:
+    return error_response(
+        503,
+        "database_unavailable",
+        "the database is unavailable or busy; nothing was changed, retry later",
+        {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
+def install_database_errors(app: FastAPI) -> None:
+    """Every database failure gets a typed answer: 503 + Retry-After when it is transient (down,
+    hung, locked), 400 when the database refused the value itself; never a text/plain 500."""
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _unavailable(_request: Request, _exc: DatabaseUnavailable) -> JSONResponse:
+        return database_unavailable()
+
+    @app.exception_handler(sa_exc.SQLAlchemyError)
+    async def _database(_request: Request, exc: sa_exc.SQLAlchemyError) -> JSONResponse:
+        if is_transient(exc):
+            log.warning("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
+            return database_unavailable()
+        if isinstance(exc, sa_exc.DataError):
+            return error_response(400, "invalid_value", "a value in the request cannot be stored")
+        log.error("database error reached the API: %s", type(exc).__name__)
+        return error_response(500, "internal_error", "internal error")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error reached the API: %s", type(exc).__name__, exc_info=exc)
+        return error_response(500, "internal_error", "internal error")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
 import prism
 from prism.api.auth import require_internal
+from prism.api.bodies import MAX_EPOCH
 from prism.api.errors import ApiError
 from prism.api.state import app_state, session_scope
 from prism.api.views import full_submission_view, public_submission_view
@@ -93,7 +94,7 @@ def current_epoch(request: Request) -> dict[str, Any]:
 def get_leaderboard(
     request: Request,
     session: Annotated[Session, Depends(session_scope)],
-    epoch: Annotated[int | None, Query(ge=0)] = None,
+    epoch: Annotated[int | None, Query(ge=0, le=MAX_EPOCH)] = None,
 ) -> dict[str, Any]:
     """One row per hotkey (its best score-eligible result), ties to the earliest submission."""
     chosen = _current_epoch(request) if epoch is None else epoch
@@ -131,9 +132,16 @@ def get_architectures(session: Annotated[Session, Depends(session_scope)]) -> di
     }
 
 
-@router.get("/internal/v1/get_weights", tags=["internal"], dependencies=[Depends(require_internal)])
-def get_weights(request: Request) -> dict[str, Any]:
-    """Platform's contract: one normalized weight per hotkey; fast, cached, never failing, dry-run.
+@router.get(
+    "/internal/v1/get_weights",
+    tags=["internal"],
+    dependencies=[Depends(require_internal)],
+    response_class=Response,
+    responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+)
+async def get_weights(request: Request) -> Response:
+    """Platform's contract: one normalized weight per hotkey; served from memory, never waiting
+    on the database (a background refresh keeps it current), dry-run.
 
     Platform does not compare the slug it gets back, so a call meant for another challenge is
     refused here (400, as Platform's challenge template does).
@@ -142,4 +150,4 @@ def get_weights(request: Request) -> dict[str, Any]:
     slug = request.headers.get("x-base-challenge-slug")
     if slug is not None and slug != settings.challenge_slug:
         raise ApiError(400, "wrong_challenge", f"challenge slug {slug[:64]!r} is not {settings.challenge_slug!r}")
-    return app_state(request).weights.get().to_json()
+    return Response(app_state(request).weights.body(), media_type="application/json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from datetime import timedelta
 from typing import Annotated, Any
@@ -16,12 +17,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from prism.api.auth import require_internal
-from prism.api.bodies import SubmissionBody, parse_submission, read_limited
+from prism.api.bodies import SubmissionBody, check_request_hash, parse_submission, read_limited
 from prism.api.errors import ApiError
 from prism.api.signatures import InvalidHotkey, canonical_message, ss58_decode, verify_signature
-from prism.api.state import app_state, session_scope
-from prism.pipeline.accept import accept_submission
+from prism.api.state import app_state
+from prism.pipeline.accept import prepare_submission, store_prepared
 from prism.store.base import utcnow
+from prism.store.db import writer_gate
 from prism.store.models import Nonce, Submission
 
 router = APIRouter()
@@ -87,7 +89,6 @@ def _check_hotkey(hotkey: str | None) -> str:
 
 
 def _created(
-    session: Session,
     request: Request,
     body: SubmissionBody,
     *,
@@ -97,24 +98,25 @@ def _created(
     extra: dict[str, Any],
     nonce: str | None = None,
 ) -> JSONResponse:
-    """Store one submission in one transaction (run in a worker thread, off the event loop)."""
+    """Intake, then one short transaction (run in a worker thread, off the event loop)."""
     state = app_state(request)
-    # The transaction reads before it writes: take SQLite's write lock at BEGIN so concurrent
-    # requests queue on the busy timeout instead of failing to upgrade (no-op on PostgreSQL).
-    session.connection(execution_options={"immediate": True})
-    if nonce is not None:
-        _consume_nonce(session, hotkey, nonce, ttl=state.settings.signature_ttl_seconds)
-    submission, created = accept_submission(
-        session,
+    # Intake first, outside any transaction: the write lock is held only to store.
+    prepared = prepare_submission(
         state.settings,
         hotkey=hotkey,
         filename=body.filename,
         data=body.data,
         origin=origin,
         metadata={**body.metadata, **extra},
-        actor=actor,
     )
-    session.commit()
+    with writer_gate(state.engine), state.sessions() as session:
+        # The transaction reads before it writes: take SQLite's write lock at BEGIN so concurrent
+        # requests queue on the busy timeout instead of failing to upgrade (no-op on PostgreSQL).
+        session.connection(execution_options={"immediate": True})
+        if nonce is not None:
+            _consume_nonce(session, hotkey, nonce, ttl=state.settings.signature_ttl_seconds)
+        submission, created = store_prepared(session, prepared, actor=actor)
+        session.commit()
     return _submission_answer(submission, created)
 
 
@@ -138,7 +140,7 @@ def _submission_answer(submission: Submission, created: bool) -> JSONResponse:
     openapi_extra={**_BODY, "parameters": _BODY["parameters"] + _BRIDGE_HEADERS},
     responses={201: {"description": "stored"}, 200: {"description": "the same bytes from this hotkey already exist"}},
 )
-async def bridge_submission(request: Request, session: Annotated[Session, Depends(session_scope)]) -> JSONResponse:
+async def bridge_submission(request: Request) -> JSONResponse:
     settings = app_state(request).settings
     slug = _header(request, _SLUG)
     if slug is not None and slug != settings.challenge_slug:
@@ -147,8 +149,9 @@ async def bridge_submission(request: Request, session: Annotated[Session, Depend
     raw = await read_limited(request, settings.max_body_bytes)
     request_hash = _header(request, _REQUEST_HASH)
     if request_hash is not None:
+        expected = check_request_hash(request_hash)
         actual = hashlib.sha256(raw).hexdigest()
-        if not hmac.compare_digest(request_hash.lower().removeprefix("sha256:"), actual):
+        if not hmac.compare_digest(expected, actual):
             raise ApiError(400, "request_hash_mismatch", "X-Base-Request-Hash does not match the sha256 of the body")
     body = parse_submission(
         raw,
@@ -156,10 +159,12 @@ async def bridge_submission(request: Request, session: Annotated[Session, Depend
         filename_header=request.headers.get("x-submission-filename"),
     )
     nonce = _header(request, _NONCE)
+    if nonce is not None and not (1 <= len(nonce) <= 128 and nonce.isascii() and nonce.isprintable()):
+        raise ApiError(400, "invalid_nonce", "the verified nonce must be 1 to 128 printable ASCII characters")
     extra = {"platform_nonce": nonce} if nonce else {}
     # Intake and the database are blocking work: off the event loop, so reads stay responsive.
     return await run_in_threadpool(
-        _created, session, request, body, hotkey=hotkey, origin="bridge", actor="platform", extra=extra
+        _created, request, body, hotkey=hotkey, origin="bridge", actor="platform", extra=extra
     )
 
 
@@ -171,7 +176,6 @@ async def bridge_submission(request: Request, session: Annotated[Session, Depend
 )
 async def public_submission(
     request: Request,
-    session: Annotated[Session, Depends(session_scope)],
     x_hotkey: Annotated[str | None, Header()] = None,
     x_signature: Annotated[str | None, Header()] = None,
     x_nonce: Annotated[str | None, Header()] = None,
@@ -183,13 +187,13 @@ async def public_submission(
     if not (x_hotkey and x_signature and x_nonce and x_timestamp):
         raise ApiError(401, "missing_signature", "X-Hotkey, X-Signature, X-Nonce and X-Timestamp are all required")
     hotkey = _check_hotkey(x_hotkey)
-    if not (1 <= len(x_nonce) <= 128) or not x_nonce.isprintable():
+    if not (1 <= len(x_nonce) <= 128) or not x_nonce.isprintable() or not x_nonce.isascii():
         raise ApiError(400, "invalid_nonce", "X-Nonce must be 1 to 128 printable characters")
     try:
         timestamp = float(x_timestamp)
     except ValueError as exc:
         raise ApiError(401, "invalid_timestamp", "X-Timestamp must be Unix seconds") from exc
-    if abs(time.time() - timestamp) > settings.signature_ttl_seconds:
+    if not math.isfinite(timestamp) or abs(time.time() - timestamp) > settings.signature_ttl_seconds:
         raise ApiError(401, "stale_request", f"X-Timestamp is outside ±{settings.signature_ttl_seconds}s of now")
     raw = await read_limited(request, settings.max_body_bytes)
     message = canonical_message(
@@ -204,7 +208,6 @@ async def public_submission(
     )
     return await run_in_threadpool(
         _created,
-        session,
         request,
         body,
         hotkey=hotkey,

@@ -1,24 +1,34 @@
-"""`get_weights`: answered from a small in-memory snapshot so it is fast and never fails.
+"""`get_weights`: served from memory, never waiting on the database.
 
-The snapshot is recomputed from stored results at most every `ttl` seconds. If recomputing fails
-(database down, invalid runtime config), the last good snapshot is served, or empty weights with
-the problem named in `metadata` — Platform must always get an answer.
+A background thread keeps the snapshot current: every `weights_refresh_seconds` it reads a
+cheap change marker (how many completed submissions, evaluations and families there are, the
+newest runtime-config version and the current epoch) and, only when that changed, recomputes
+the weights (O(n log n) in the scored results) and renders the answer once. A reader takes
+the rendered bytes as they are: no database work, no lock, no recompute.
+If a refresh fails (database down, hung past its statement timeout, invalid runtime config),
+the last good snapshot keeps being served and its metadata names the problem; before the first
+snapshot exists the answer is empty weights with the reason.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from prism.config import Settings
+from prism.errors import PrismError
 from prism.scoring.ranking import compute_weights
 from prism.store.base import utcnow
+from prism.store.models import Architecture, Evaluation, RuntimeConfigRow, Submission
 from prism.store.runtime_configs import load_runtime_config
 from prism.store.scores import eligible_results, latest_scored_epoch, owners
 from prism.store.submissions import epoch_at
@@ -43,6 +53,9 @@ class WeightsSnapshot:
             "computed_at": self.computed_at.isoformat(),
         }
 
+    def render(self) -> bytes:
+        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+
 
 def compute_snapshot(session: Session, settings: Settings) -> WeightsSnapshot:
     now = utcnow()
@@ -66,36 +79,113 @@ def compute_snapshot(session: Session, settings: Settings) -> WeightsSnapshot:
     )
 
 
+Marker = tuple[int, int, int, int | None, int]
+
+
+def change_marker(session: Session, settings: Settings) -> Marker:
+    """Changes whenever the weights could, and only then (intake must not cause recomputes).
+
+    Weights read completed submissions' evaluations, family owners, the active reward policy
+    and the epoch. Completed is terminal, so counts are enough: a new completion, evaluation or
+    family, a new runtime config, or a new epoch. Each count is an index-only scan.
+    """
+    return (
+        int(session.scalar(select(func.count()).select_from(Submission).where(Submission.status == "completed")) or 0),
+        int(session.scalar(select(func.count()).select_from(Evaluation)) or 0),
+        int(session.scalar(select(func.count()).select_from(Architecture)) or 0),
+        session.scalar(select(func.max(RuntimeConfigRow.version))),
+        epoch_at(utcnow(), settings.epoch_seconds),
+    )
+
+
+def _empty(settings: Settings, reason: str) -> WeightsSnapshot:
+    return WeightsSnapshot(
+        challenge_slug=settings.challenge_slug,
+        epoch=epoch_at(datetime.now(UTC), settings.epoch_seconds),
+        weights={},
+        metadata={"error": reason, "dry_run": True},
+        computed_at=utcnow(),
+    )
+
+
+def _refresh_loop(ref: weakref.ReferenceType[WeightsCache], stop: threading.Event, wake: threading.Event) -> None:
+    # Holds the cache weakly: an app that is gone (tests make many) ends its refresher.
+    while not stop.is_set():
+        cache = ref()
+        if cache is None:
+            return
+        cache.refresh()
+        interval = cache.settings.weights_refresh_seconds
+        del cache
+        wake.wait(interval)
+        wake.clear()
+
+
 @dataclass
 class WeightsCache:
     settings: Settings
     sessions: sessionmaker[Session]
-    ttl: float = 5.0
     _snapshot: WeightsSnapshot | None = None
-    _at: float = 0.0
+    _body: bytes = b""
+    _marker: Marker | None = None
+    _problem: str | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=_refresh_loop, args=(weakref.ref(self), self._stop, self._wake), name="weights", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
     def invalidate(self) -> None:
-        self._at = 0.0
+        """Something changed here (an operator action): refresh now rather than at the next tick."""
+        self._marker = None
+        self._wake.set()
+
+    def refresh(self) -> bool:
+        """One background refresh; True when a new snapshot was made. Never raises."""
+        try:
+            with self.sessions() as session:
+                marker = change_marker(session, self.settings)
+                if marker == self._marker and self._snapshot is not None:
+                    self._problem = None
+                    return False
+                snapshot = compute_snapshot(session, self.settings)
+        except (SQLAlchemyError, PrismError, OSError) as exc:
+            self._problem = f"weights refresh failed: {type(exc).__name__}"
+            log.error("weights refresh failed, serving the last good snapshot: %s", type(exc).__name__)
+            return False
+        body = snapshot.render()
+        # One assignment each, read without a lock: a reader sees the old or the new, never a mix.
+        self._snapshot, self._body, self._marker, self._problem = snapshot, body, marker, None
+        return True
 
     def get(self) -> WeightsSnapshot:
-        if self._snapshot is not None and time.monotonic() - self._at < self.ttl:
-            return self._snapshot
-        with self._lock:
-            if self._snapshot is not None and time.monotonic() - self._at < self.ttl:
-                return self._snapshot
-            try:
-                with self.sessions() as session:
-                    self._snapshot = compute_snapshot(session, self.settings)
-                self._at = time.monotonic()
-            except Exception as exc:
-                log.error("weights snapshot failed, serving the last good one: %s", type(exc).__name__)
-                if self._snapshot is None:
-                    return WeightsSnapshot(
-                        challenge_slug=self.settings.challenge_slug,
-                        epoch=epoch_at(datetime.now(UTC), self.settings.epoch_seconds),
-                        weights={},
-                        metadata={"error": f"weights unavailable: {type(exc).__name__}", "dry_run": True},
-                        computed_at=utcnow(),
-                    )
-            return self._snapshot
+        snapshot = self._snapshot
+        if snapshot is None:
+            self.start()
+            return _empty(self.settings, self._problem or "weights are being computed (the service just started)")
+        if self._problem is not None:
+            metadata = {**snapshot.metadata, "stale": True, "error": self._problem}
+            return WeightsSnapshot(
+                snapshot.challenge_slug, snapshot.epoch, snapshot.weights, metadata, snapshot.computed_at
+            )
+        return snapshot
+
+    def body(self) -> bytes:
+        """The answer as rendered once per snapshot (what the route sends)."""
+        snapshot = self._snapshot
+        if snapshot is None or self._problem is not None:
+            return self.get().render()
+        return self._body

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from prism.cli import app
@@ -9,7 +11,7 @@ from prism.config import Settings, get_settings, platform_container
 from prism.errors import ConfigError
 from prism.logs import configure_logging
 from prism.store.db import make_engine
-from prism.store.migrate import upgrade
+from prism.store.migrate import upgrade, upgrade_when_ready
 
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
@@ -33,6 +35,19 @@ def official_start_problem(settings: Settings) -> str | None:
     return settings.official_token_problem()
 
 
+def uvicorn_limits(settings: Settings) -> dict[str, Any]:
+    """Slow or idle clients cannot hold the server: beyond `http_limit_concurrency` open
+    connections and requests uvicorn answers 503; idle keep-alive connections close after
+    `http_keep_alive_seconds`; a body that stalls ends in 408 (see api/edge.py)."""
+    return {
+        "limit_concurrency": settings.http_limit_concurrency,
+        "timeout_keep_alive": settings.http_keep_alive_seconds,
+        "backlog": 2048,
+        "h11_max_incomplete_event_size": 64 * 1024,  # request line + headers
+        "timeout_graceful_shutdown": 30,
+    }
+
+
 def run_api(*, host: str | None, port: int | None, with_worker: bool) -> None:
     """Migrate, then serve the API; `with_worker` also runs a worker thread in this process."""
     import uvicorn
@@ -45,8 +60,12 @@ def run_api(*, host: str | None, port: int | None, with_worker: bool) -> None:
     if problem is not None:
         raise ConfigError(f"refusing to start in official operation: {problem}")
     host, port = settings.bind_address(host, port)
-    engine = make_engine(settings.resolved_database_url)
-    upgrade(engine)
+    engine = make_engine(
+        settings.resolved_database_url,
+        connect_timeout=settings.db_connect_timeout_seconds,
+        statement_timeout=settings.db_statement_timeout_seconds,
+    )
+    upgrade_when_ready(engine)
     stop = None
     if with_worker:
         from prism.cli.worker import start_worker_thread
@@ -54,7 +73,13 @@ def run_api(*, host: str | None, port: int | None, with_worker: bool) -> None:
         stop = start_worker_thread(settings)
         typer.echo(f"PRISM on http://{host}:{port} (data in {settings.data_dir.resolve()}); worker running")
     try:
-        uvicorn.run(create_app(settings, engine=engine), host=host, port=port, log_level=settings.log_level.lower())
+        uvicorn.run(
+            create_app(settings, engine=engine),
+            host=host,
+            port=port,
+            log_level=settings.log_level.lower(),
+            **uvicorn_limits(settings),
+        )
     finally:
         if stop is not None:
             stop.set()

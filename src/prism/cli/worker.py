@@ -16,7 +16,7 @@ from prism.config import Settings, get_settings
 from prism.logs import configure_logging
 from prism.pipeline.worker import Worker
 from prism.store.db import make_engine, make_session_factory
-from prism.store.migrate import upgrade
+from prism.store.migrate import upgrade, upgrade_when_ready
 
 log = logging.getLogger(__name__)
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "tiny_transformer"
@@ -24,7 +24,7 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "tiny_transformer"
 
 def _worker(settings: Settings) -> Worker:
     engine = make_engine(settings.resolved_database_url)
-    upgrade(engine)
+    upgrade_when_ready(engine)  # a database outage at start-up is waited out, never an exit
     return Worker(settings, make_session_factory(engine))
 
 

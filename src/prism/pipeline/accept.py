@@ -3,6 +3,8 @@ with its evidence (never an error), and a good one as `pending` with its source 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.orm import Session
 
 from prism.config import Settings
@@ -15,8 +17,16 @@ from prism.store.models import Submission
 from prism.store.submissions import NewSubmission, Rejection, create_submission, epoch_at
 
 
-def accept_submission(
-    session: Session,
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A submission after intake, before storage: its project, or why intake refused it."""
+
+    new: NewSubmission
+    project: Project | None
+    rejection: Rejection | None
+
+
+def prepare_submission(
     settings: Settings,
     *,
     hotkey: str,
@@ -24,8 +34,8 @@ def accept_submission(
     data: bytes,
     origin: str,
     metadata: dict[str, object] | None = None,
-    actor: str,
-) -> tuple[Submission, bool]:
+) -> Prepared:
+    """Intake without the database, so it never runs while a write lock is held."""
     project: Project | None = None
     rejection: Rejection | None = None
     try:
@@ -40,4 +50,25 @@ def accept_submission(
         origin=origin,
         metadata=dict(metadata or {}),
     )
-    return create_submission(session, new, project=project, rejection=rejection, actor=actor)
+    return Prepared(new, project, rejection)
+
+
+def store_prepared(session: Session, prepared: Prepared, *, actor: str) -> tuple[Submission, bool]:
+    return create_submission(session, prepared.new, project=prepared.project, rejection=prepared.rejection, actor=actor)
+
+
+def accept_submission(
+    session: Session,
+    settings: Settings,
+    *,
+    hotkey: str,
+    filename: str,
+    data: bytes,
+    origin: str,
+    metadata: dict[str, object] | None = None,
+    actor: str,
+) -> tuple[Submission, bool]:
+    prepared = prepare_submission(
+        settings, hotkey=hotkey, filename=filename, data=data, origin=origin, metadata=metadata
+    )
+    return store_prepared(session, prepared, actor=actor)

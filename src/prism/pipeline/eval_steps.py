@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from prism.errors import PrismError
 from prism.evaluation.evaluate import locked_dataset
 from prism.evaluation.jobs import EvaluationJob, Mode, make_job
@@ -22,12 +24,13 @@ from prism.evaluation.phase import GRAPH_FILE, LOSS_CURVE_FILE
 from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
 from prism.evaluation.runner import run_heldout, run_inspect, run_train, verified_artifact
 from prism.pipeline.context import StepContext, StepOutcome
-from prism.review.duplicates import decide_graph
+from prism.review.duplicates import DuplicateReport, decide_graph
 from prism.review.similarity import fingerprint_project
 from prism.review.similarity_graph import graph_fingerprint
 from prism.runtime_config import RuntimeConfig
 from prism.scoring.score import final_score
 from prism.store.base import utcnow
+from prism.store.db import run_write
 from prism.store.fingerprints import find_graph_priors, save_graph_fingerprint, save_report
 from prism.store.models import Evaluation
 from prism.store.scores import claim_architecture, record_evaluation
@@ -112,10 +115,11 @@ def graph_duplicates_step(ctx: StepContext) -> StepOutcome:
     graph = _graph_document(job)
     fingerprint = graph_fingerprint(inspect.architecture_graph_hash, graph)
     source = fingerprint_project(ctx.project)
-    with ctx.sessions() as session, session.begin():
+
+    def decide(session: Session) -> DuplicateReport:
         priors = find_graph_priors(session, fingerprint, submission_id=ctx.submission.id)
         save_graph_fingerprint(session, ctx.submission.id, fingerprint)
-        report = decide_graph(
+        decided = decide_graph(
             inspect.architecture_graph_hash,
             graph,
             hotkey=ctx.submission.hotkey,
@@ -123,7 +127,11 @@ def graph_duplicates_step(ctx: StepContext) -> StepOutcome:
             priors=priors,
             policy=ctx.runtime_config.similarity,
         )
-        save_report(session, ctx.submission.id, report)
+        save_report(session, ctx.submission.id, decided)
+        return decided
+
+    # Reads then writes: the write lock is taken up front and a busy lock is waited out here.
+    report = run_write(ctx.sessions, decide, budget_seconds=ctx.settings.db_retry_budget_seconds, what="graph check")
     record = report.to_json()
     if report.outcome == "reject":
         return StepOutcome("rejected", report.reason_code, report.explanation, record, report.evidence)
@@ -203,7 +211,8 @@ def score_step(ctx: StepContext) -> StepOutcome:
     family = str(ctx.records.get("graph_duplicates", {}).get("attach_to") or graph_hash)
     bpb = float(manifest["metrics"]["bits_per_byte"])
     score = final_score(bpb)
-    with ctx.sessions() as session, session.begin():
+
+    def record(session: Session) -> tuple[Evaluation, str | None]:
         row = record_evaluation(
             session,
             Evaluation(
@@ -227,6 +236,9 @@ def score_step(ctx: StepContext) -> StepOutcome:
             owner = claim_architecture(
                 session, graph_hash=family, hotkey=ctx.submission.hotkey, submission_id=ctx.submission.id, graph=graph
             ).owner_hotkey
+        return row, owner
+
+    row, owner = run_write(ctx.sessions, record, budget_seconds=ctx.settings.db_retry_budget_seconds, what="score")
     kind = "score-eligible" if eligible else "non-scoring (local_cpu_smoke)"
     return StepOutcome(
         "passed",

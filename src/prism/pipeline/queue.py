@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from prism.errors import PrismError
 from prism.store.base import utcnow
+from prism.store.db import write_session
 from prism.store.lifecycle import transition
 from prism.store.models import Submission
 from prism.store.models import SubmissionStatus as S
@@ -40,17 +41,8 @@ def _locked(session: Session, query):  # type: ignore[no-untyped-def]
     return query
 
 
-@contextmanager
-def write_transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """A transaction that takes SQLite's write lock at BEGIN (the option means nothing to PostgreSQL)."""
-    with sessions() as session:
-        session.connection(execution_options={"immediate": True})
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+# A transaction that takes SQLite's write lock at BEGIN, waiting (with back-off) while it is busy.
+write_transaction = write_session
 
 
 def requeue_expired(session: Session, now: datetime) -> int:
@@ -58,7 +50,9 @@ def requeue_expired(session: Session, now: datetime) -> int:
     expired = session.scalars(
         _locked(
             session,
-            select(Submission).where(Submission.status == S.RUNNING.value, Submission.lease_expires_at < now),
+            select(Submission)
+            .where(Submission.status == S.RUNNING.value, Submission.lease_expires_at < now)
+            .order_by(Submission.created_at, Submission.id),
         )
     ).all()
     for submission in expired:
@@ -95,6 +89,26 @@ def retry_due_holds(session: Session, now: datetime) -> int:
             reason="automatic retry after a hold",
         )
     return len(due)
+
+
+def reap_expired(sessions: sessionmaker[Session]) -> int:
+    """Requeue expired leases now (called by every worker, busy or idle, so none waits for a claim).
+
+    A requeued submission keeps its `created_at`, and claims go oldest first, so it is taken
+    before anything that arrived after it: recovery does not break queue order.
+    """
+    now = utcnow()
+    with sessions() as session:
+        # A cheap read first: the write lock is only taken when there is something to requeue.
+        found = session.scalar(
+            select(Submission.id)
+            .where(Submission.status == S.RUNNING.value, Submission.lease_expires_at < now)
+            .limit(1)
+        )
+    if found is None:
+        return 0
+    with write_session(sessions) as session:
+        return requeue_expired(session, now)
 
 
 def claim_next(sessions: sessionmaker[Session], worker_id: str, *, lease_seconds: int) -> Claim | None:
@@ -144,3 +158,11 @@ def fenced(sessions: sessionmaker[Session], claim: Claim) -> Iterator[tuple[Sess
         if submission is None or submission.lease_owner != claim.worker_id or submission.status != S.RUNNING.value:
             raise LeaseLost(f"lease on {claim.submission_id} is no longer held by {claim.worker_id}")
         yield session, submission
+
+
+def release_claim(sessions: sessionmaker[Session], claim: Claim, *, reason: str) -> None:
+    """Put a claimed submission back to `pending` now, without counting an infrastructure retry."""
+    with fenced(sessions, claim) as (session, submission):
+        transition(
+            session, submission, S.PENDING, actor=f"worker:{claim.worker_id}", reason_code="released", reason=reason
+        )

@@ -17,13 +17,14 @@ from prism.intake.limits import IntakeLimits
 from prism.intake.project import Project
 from prism.intake.project_yaml import parse_project_config
 from prism.pipeline.context import Outcome, StepContext, StepOutcome
-from prism.review.duplicates import PRIOR_ART_STATUSES, decide_source
+from prism.review.duplicates import PRIOR_ART_STATUSES, DuplicateReport, decide_source
 from prism.review.llm import LlmReviewConfig, ReviewContext, SimilarSource, review_project
 from prism.review.llm_types import LlmReviewResult
 from prism.review.similarity import fingerprint_project
 from prism.review.similarity_errors import FingerprintError
 from prism.review.static import StaticPolicy
 from prism.review.static import review_project as static_review
+from prism.store.db import run_write
 from prism.store.fingerprints import (
     find_candidates,
     save_fingerprint,
@@ -81,14 +82,19 @@ def _backfill_priors(session: Session, ctx: StepContext) -> None:
 
 def source_duplicates_step(ctx: StepContext) -> StepOutcome:
     fingerprint = fingerprint_project(ctx.project)
-    with ctx.sessions() as session, session.begin():
+
+    def decide(session: Session) -> DuplicateReport:
         _backfill_priors(session, ctx)
         save_fingerprint(session, ctx.submission.id, fingerprint)
         candidates = find_candidates(session, fingerprint, submission_id=ctx.submission.id)
-        report = decide_source(
+        decided = decide_source(
             fingerprint, hotkey=ctx.submission.hotkey, candidates=candidates, policy=ctx.runtime_config.similarity
         )
-        save_report(session, ctx.submission.id, report)
+        save_report(session, ctx.submission.id, decided)
+        return decided
+
+    # Reads then writes: the write lock is taken up front and a busy lock is waited out here.
+    report = run_write(ctx.sessions, decide, budget_seconds=ctx.settings.db_retry_budget_seconds, what="source check")
     record = report.to_json()
     outcome = DUPLICATE_OUTCOMES[report.outcome]
     return StepOutcome(outcome, report.reason_code, report.explanation, record, report.evidence)

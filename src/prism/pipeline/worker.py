@@ -12,6 +12,7 @@ sorted once, here:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import threading
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from prism.config import Settings
@@ -32,14 +34,17 @@ from prism.evidence import evidence_to_json
 from prism.intake.archive import read_project
 from prism.intake.errors import IntakeRejected
 from prism.intake.limits import IntakeLimits
+from prism.pipeline.cleanup import Housekeeping
 from prism.pipeline.context import StepContext, StepOutcome, SubmissionInfo
 from prism.pipeline.eval_steps import EvaluationRestart
-from prism.pipeline.queue import Claim, LeaseLost, claim_next, fenced, renew_lease
+from prism.pipeline.lease_guard import stop_local_jobs
+from prism.pipeline.queue import Claim, LeaseLost, claim_next, fenced, reap_expired, release_claim, renew_lease
 from prism.pipeline.stages import EVALUATION_STAGES, STAGES, Step
 from prism.sandbox import get_sandbox
 from prism.sandbox.errors import SandboxInfraError, SandboxUnavailable
 from prism.sandbox.spec import Sandbox
 from prism.store.base import utcnow
+from prism.store.db import DatabaseUnavailable, is_transient, retry_transient
 from prism.store.lifecycle import audit, transition
 from prism.store.models import StageResult, Submission
 from prism.store.models import SubmissionStatus as S
@@ -67,16 +72,30 @@ class Worker:
     sessions: sessionmaker[Session]
     sandbox_factory: Callable[[], Sandbox] | None = None
     worker_id: str = ""
+    housekeeping: Housekeeping | None = None
 
     def __post_init__(self) -> None:
         self.worker_id = self.worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         if self.sandbox_factory is None:
             settings = self.settings
             self.sandbox_factory = lambda: get_sandbox(settings)
+        if self.housekeeping is None:
+            self.housekeeping = Housekeeping(self.settings, self.sessions)
 
     def run_once(self) -> str | None:
-        """Process at most one submission; returns its id, or None when the queue is empty."""
-        claim = claim_next(self.sessions, self.worker_id, lease_seconds=self.settings.worker_lease_seconds)
+        """Process at most one submission; returns its id, or None when the queue is empty.
+
+        A database that stays unavailable past the retry budget raises `DatabaseUnavailable`
+        (the caller backs off); the submission goes back to the queue without spending any of
+        its infrastructure retries.
+        """
+        assert self.housekeeping is not None
+        self.housekeeping.maybe_run()
+        claim = retry_transient(
+            lambda: claim_next(self.sessions, self.worker_id, lease_seconds=self.settings.worker_lease_seconds),
+            budget_seconds=self.settings.db_retry_budget_seconds,
+            what="claim",
+        )
         if claim is None:
             return None
         log.info("claimed submission", extra={"submission_id": claim.submission_id, "worker": self.worker_id})
@@ -87,7 +106,23 @@ class Worker:
                 log.warning(
                     "lease lost; another worker owns the submission now", extra={"submission_id": claim.submission_id}
                 )
+            except (DatabaseUnavailable, SQLAlchemyError) as exc:
+                if not is_transient(exc):
+                    raise
+                self._release(claim, exc)
+                raise DatabaseUnavailable(f"database unavailable while processing {claim.submission_id}") from exc
         return claim.submission_id
+
+    def _release(self, claim: Claim, exc: BaseException) -> None:
+        """Give the submission back at once (its lease would expire anyway); never counts as a retry."""
+        log.warning(
+            "database unavailable; returning the submission to the queue: %s",
+            type(exc).__name__,
+            extra={"submission_id": claim.submission_id},
+        )
+        # If even that fails, the lease runs out and any worker's reaper requeues it.
+        with contextlib.suppress(LeaseLost, SQLAlchemyError):
+            release_claim(self.sessions, claim, reason=f"database unavailable ({type(exc).__name__})")
 
     def drain(self) -> int:
         processed = 0
@@ -187,8 +222,15 @@ class Worker:
         except INFRA_ERRORS as exc:
             self._infra_fault(claim, stage, f"{type(exc).__name__}: {exc}")
             return None
-        except LeaseLost:
+        except (LeaseLost, DatabaseUnavailable):
             raise
+        except SQLAlchemyError as exc:
+            if is_transient(exc):
+                # The database, not the submission: never spend its retry budget on this.
+                raise DatabaseUnavailable(f"database unavailable in {stage}") from exc
+            log.exception("step %s failed in the database", stage, extra={"submission_id": claim.submission_id})
+            self._infra_fault(claim, stage, f"internal error in {stage}: {type(exc).__name__}")
+            return None
         except Exception as exc:
             # A bug of ours: loud in the log, retried like any fault of ours, never blamed on the miner.
             log.exception("step %s crashed", stage, extra={"submission_id": claim.submission_id})
@@ -248,6 +290,11 @@ class Worker:
         )
 
     def _context(self, claim: Claim) -> StepContext | None:
+        return retry_transient(
+            lambda: self._load_context(claim), budget_seconds=self.settings.db_retry_budget_seconds, what="load"
+        )
+
+    def _load_context(self, claim: Claim) -> StepContext | None:
         with self.sessions() as session:
             submission = session.get(Submission, claim.submission_id)
             archive = load_archive(session, claim.submission_id)
@@ -330,6 +377,14 @@ class _Heartbeat:
         while not self.stopped.wait(settings.worker_heartbeat_seconds):
             try:
                 if not renew_lease(self.worker.sessions, self.claim, lease_seconds=settings.worker_lease_seconds):
+                    # Another worker may run this submission now: our sandbox job stops at once,
+                    # and the fenced writes after it refuse (LeaseLost).
+                    stop_local_jobs(self.claim.submission_id)
                     return
-            except Exception:
-                log.warning("heartbeat failed", extra={"submission_id": self.claim.submission_id})
+                # A busy worker reaps too, so a dead worker's submission never waits for an idle one.
+                reap_expired(self.worker.sessions)
+            except (SQLAlchemyError, PrismError, OSError) as exc:
+                # The beat goes on: a database that is back renews the lease before it expires.
+                log.warning(
+                    "heartbeat failed: %s", type(exc).__name__, extra={"submission_id": self.claim.submission_id}
+                )

@@ -57,14 +57,15 @@ def compute_weights(
     families: dict[str, list[ScoredResult]] = {}
     for result in best:
         families.setdefault(result.architecture_hash, []).append(result)
+    # Who has any result in which family, once: testing each family by scanning every result
+    # made this quadratic (seconds at 10k results).
+    competing = {(r.hotkey, r.architecture_hash) for r in results}
     raw: dict[str, float] = {}
     for graph_hash, members in families.items():
         leader = members[0]  # `best` is already in leaderboard order
         value = max(leader.final_score, 0.0)
         owner = owners.get(graph_hash)
-        owner_competes = owner is not None and any(
-            r.hotkey == owner for r in results if r.architecture_hash == graph_hash
-        )
+        owner_competes = owner is not None and (owner, graph_hash) in competing
         if owner is not None and owner_competes:
             raw[owner] = raw.get(owner, 0.0) + policy.owner_share * value
             raw[leader.hotkey] = raw.get(leader.hotkey, 0.0) + policy.implementation_share * value

@@ -86,7 +86,9 @@ def latest_scored_epoch(session: Session, *, at_or_before: int) -> int | None:
 
 
 def owners(session: Session) -> dict[str, str]:
-    return {row.graph_hash: row.owner_hotkey for row in session.scalars(select(Architecture))}
+    # Two columns only: loading whole rows would decode every family's stored graph JSON.
+    rows = session.execute(select(Architecture.graph_hash, Architecture.owner_hotkey))
+    return {graph_hash: owner for graph_hash, owner in rows}
 
 
 def architectures(session: Session) -> list[tuple[Architecture, int]]:

@@ -1,0 +1,96 @@
+"""get_weights is served from memory: no SQL on the read path, kept current by the background
+refresh when results change (and only then), on both backends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from prism.api.app import create_app
+from prism.api.weights import compute_snapshot
+from prism.config import Settings
+from prism.store.base import utcnow
+from prism.store.submissions import epoch_at
+from tests.api.conftest import MODEL, make_zip
+from tests.conftest import TOKEN
+from tests.scored import seed_scored
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def app_client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
+    fast = settings.model_copy(update={"weights_refresh_seconds": 0.1})
+    with TestClient(create_app(fast, engine=engine)) as client:
+        yield client
+
+
+def _body(client: TestClient) -> dict[str, Any]:
+    response = client.get("/internal/v1/get_weights", headers=AUTH)
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _wait(client: TestClient, hotkeys: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while (body := _body(client))["metadata"].get("submissions_considered") != hotkeys:
+        assert time.monotonic() < deadline, body
+        time.sleep(0.05)
+    return body
+
+
+def test_reads_issue_no_sql_and_changes_arrive_by_themselves(
+    app_client: TestClient, engine: Engine, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    epoch = epoch_at(utcnow(), settings.epoch_seconds)
+    with sessions() as session, session.begin():
+        seed_scored(session, hotkeys=40, families=10, epoch=epoch)
+    first = _wait(app_client, 40)
+    with sessions() as session:
+        assert first["weights"] == pytest.approx(compute_snapshot(session, settings).weights)
+
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    cache = app_client.app.state.prism.weights  # type: ignore[attr-defined]
+    cache.stop()  # the refresher's own polls would be counted too
+    time.sleep(0.3)
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for _ in range(20):
+            assert _body(app_client)["weights"] == first["weights"]
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert statements == []  # the read path never touches the database
+    cache.start()
+
+    # Intake changes nothing the weights read: no recompute.
+    upload = app_client.post(
+        "/internal/v1/bridge/submissions",
+        headers={
+            **AUTH,
+            "X-Base-Verified-Hotkey": "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
+            "X-Submission-Filename": "project.zip",
+        },
+        content=make_zip({"model.py": MODEL}),
+    )
+    assert upload.status_code == 201
+    time.sleep(0.5)
+    assert _body(app_client)["computed_at"] == first["computed_at"]
+
+    # New scored results arrive without any reader asking for them.
+    with sessions() as session, session.begin():
+        seed_scored(session, hotkeys=10, families=10, epoch=epoch, seed=1, start=1000)
+    second = _wait(app_client, 50)
+    assert second["computed_at"] > first["computed_at"]
+    assert set(second["weights"]) - set(first["weights"])
+    assert sum(second["weights"].values()) == pytest.approx(1.0)

@@ -1,0 +1,73 @@
+"""The database boundary in store/db.py: the write lock taken up front and waited for, lost
+insert races run again, transient errors told apart from bugs."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from prism.store.base import utcnow
+from prism.store.db import is_transient, make_engine, make_session_factory, run_write, write_session
+from prism.store.migrate import upgrade
+from prism.store.models import Miner
+
+
+def test_a_read_then_write_waits_for_a_lock_held_elsewhere(tmp_path: Path) -> None:
+    path = tmp_path / "prism.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    sessions = make_session_factory(engine)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO miners (hotkey, first_seen_at) VALUES ('held', '2026-01-01 00:00:00')")
+    release = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+    release.start()
+    started = time.monotonic()
+    with write_session(sessions) as session:  # waits for the other writer instead of failing
+        seen = session.scalars(select(Miner.hotkey)).all()
+        session.add(Miner(hotkey="after", first_seen_at=utcnow()))
+    release.join()
+    holder.close()
+    assert time.monotonic() - started >= 0.4
+    assert "held" in seen  # it read after the other writer committed: no lost update
+    with sessions() as session:
+        assert set(session.scalars(select(Miner.hotkey))) == {"held", "after"}
+    engine.dispose()
+
+
+def test_a_lost_insert_race_is_run_again_and_a_repeating_one_is_raised(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session, session.begin():
+        session.add(Miner(hotkey="raced", first_seen_at=utcnow()))
+    attempts: list[int] = []
+
+    def work(session: Session) -> str:
+        attempts.append(1)
+        if len(attempts) == 1:  # the other worker's row is already there: a real unique violation
+            session.execute(insert(Miner).values(hotkey="raced", first_seen_at=utcnow()))
+        return "done"
+
+    assert run_write(sessions, work) == "done"
+    assert len(attempts) == 2
+
+    def always(session: Session) -> None:
+        session.execute(insert(Miner).values(hotkey="raced", first_seen_at=utcnow()))
+
+    with pytest.raises(IntegrityError):
+        run_write(sessions, always)
+
+
+def test_transient_and_permanent_failures_are_told_apart(sessions: sessionmaker[Session]) -> None:
+    refused = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    with pytest.raises(OperationalError) as down:
+        refused.connect()
+    assert is_transient(down.value)
+    with sessions() as session, pytest.raises(Exception) as broken:
+        session.execute(text("SELECT no_such_column FROM miners"))
+    assert not is_transient(broken.value)
