@@ -275,14 +275,22 @@ def test_submissions_list_filters_by_state(anon: TestClient, seeded: Seeded) -> 
 
 
 def test_resolve_release_from_the_review_queue(
-    anon: TestClient, seeded: Seeded, sessions: sessionmaker[Session]
+    anon: TestClient,
+    seeded: Seeded,
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    csrf = login(anon)
+    # Alice has a token of her own: the audit log names her from it, whatever a form says.
+    tokens = tmp_path / "operators"
+    tokens.write_text("alice:alice-token-0123456789abcdef\n")
+    monkeypatch.setenv("PRISM_OPERATOR_TOKENS_FILE", str(tokens))
+    csrf = login(anon, "alice-token-0123456789abcdef")
     queue = anon.get("/console/review-queue").text
     assert seeded.quarantined in queue
     answer = anon.post(
         f"/console/submissions/{seeded.quarantined}/resolve",
-        data={"csrf": csrf, "action": "release", "reason": "false positive: a test fixture", "operator": "alice"},
+        data={"csrf": csrf, "action": "release", "reason": "false positive: a test fixture", "operator": "mallory"},
     )
     assert answer.status_code == 303
     assert answer.headers["location"] == f"/console/submissions/{seeded.quarantined}?was=quarantined"

@@ -167,7 +167,6 @@ def test_operator_resolves_a_quarantined_submission_in_chromium(
 
     # Resolve it: release with a reason, and see the state change.
     page.fill('#resolve input[name="reason"]', "false positive: the secret path is a test fixture")
-    page.fill('#resolve input[name="operator"]', "browser-test")
     page.click('#resolve button[value="release"]')
     page.wait_for_selector("#state-change")
     change = page.locator("#state-change").inner_text()
@@ -195,7 +194,7 @@ def test_operator_resolves_a_quarantined_submission_in_chromium(
         submission = session.get(Submission, seeded.quarantined)
         assert submission is not None and submission.status == S.PENDING.value
         audited = session.query(AuditEvent).filter_by(
-            submission_id=seeded.quarantined, action="review_queue.release", actor="operator:browser-test"
+            submission_id=seeded.quarantined, action="review_queue.release", actor="operator:operator"
         )
         assert audited.count() == 1
     assert dialogs == []  # no alert() from the source, the Mermaid labels or the LLM's quotes

@@ -23,6 +23,7 @@ from prism.api import console_auth as auth
 from prism.api.console_render import loss_plot_svg, pretty_json, redact
 from prism.api.console_views import list_submissions, overview, submission_detail
 from prism.api.errors import ApiError
+from prism.api.operator_identity import identify
 from prism.api.state import app_state, session_scope
 from prism.api.views import scores_view
 from prism.pipeline.resolution import Action, NotResolvable, resolve, review_queue
@@ -131,12 +132,14 @@ def login_page(request: Request, next: str | None = None) -> Response:
 def login(request: Request, form: Form) -> Response:
     settings = auth.settings_of(request)
     target = auth.safe_next(form.get("next"))
-    if not auth.token_matches(settings, form.get("token", "")):
+    auth.operator_token(settings)
+    operator = identify(settings, form.get("token", ""))
+    if operator is None:
         return _page(request, "login.html", None, status=401, next=target, error="That token is not valid.")
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         auth.COOKIE,
-        auth.issue_cookie(settings),
+        auth.issue_cookie(settings, operator=operator),
         max_age=auth.SESSION_SECONDS,
         path="/console",
         httponly=True,
@@ -240,7 +243,6 @@ def resolve_action(request: Request, submission_id: str, console: ActionSession,
     """Release or reject through `resolve` (audited), then show the submission with its new state."""
     auth.check_csrf(console, form.get("csrf"))
     reason = form.get("reason", "").strip()
-    operator = (form.get("operator", "").strip() or "console")[:64]
     if form.get("action") not in ("release", "reject"):
         raise ApiError(422, "invalid_request", "action must be release or reject")
     action: Action = "release" if form.get("action") == "release" else "reject"
@@ -248,7 +250,7 @@ def resolve_action(request: Request, submission_id: str, console: ActionSession,
         raise ApiError(422, "invalid_request", "a resolution needs a reason (at most 2000 characters)")
     before = _submission(session, submission_id).status
     try:
-        submission = resolve(session, submission_id, action=action, reason=reason, actor=f"operator:{operator}")
+        submission = resolve(session, submission_id, action=action, reason=reason, actor=f"operator:{console.operator}")
     except NotResolvable as exc:
         raise ApiError(409, "not_resolvable", str(exc)) from exc
     session.commit()

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from prism.cli import app
+from prism.cli.client import reports_failures
 from prism.config import Settings, get_settings
 from prism.logs import configure_logging
 from prism.pipeline.worker import Worker
@@ -102,27 +103,26 @@ def _free_port() -> int:
 
 
 @app.command("demo")
+@reports_failures
 def demo(
     project: Path = typer.Option(EXAMPLE, help="Project folder to submit (default: the bundled tiny transformer)."),
     hotkey: str = typer.Option("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY", help="Hotkey to submit as."),
 ) -> None:
     """Start PRISM in-process, submit a project through the bridge, and print its journey to a score."""
-    from prism.cli.client import PrismClient, print_journey, zip_project
+    from prism.cli.client import CliFailure, PrismClient, Progress, exit_code_for, print_journey, zip_project
 
     settings = get_settings()
     configure_logging("WARNING", settings.log_format)
     token = settings.shared_token
     if not token:
-        raise typer.BadParameter("set PRISM_SHARED_TOKEN_FILE (or PRISM_SHARED_TOKEN) first", param_hint="token")
+        raise CliFailure("set PRISM_SHARED_TOKEN_FILE (or PRISM_SHARED_TOKEN) first", 2)
     port = _free_port()
     stop = _start_background(settings, "127.0.0.1", port)
     client = PrismClient(f"http://127.0.0.1:{port}", token)
-    data, filename = zip_project(project)
-    answer = client.submit(data, filename, hotkey)
-    typer.echo(f"submitted {filename} as {answer['id']} ({answer['status']})")
-    final = client.wait(
-        answer["id"], on_change=lambda view: typer.echo(f"  {view['status']:<11} {view['stage'] or ''}")
-    )
-    print_journey(client.full(answer["id"]))
+    upload = zip_project(project)
+    answer = client.submit(upload.data, upload.filename, hotkey)
+    typer.echo(f"submitted {upload.filename} as {answer['id']} ({answer['status']})")
+    final, _ = client.wait(answer["id"], on_view=Progress(typer.echo), full=True)
+    print_journey(final)
     stop.set()
-    raise typer.Exit(0 if final["status"] == "completed" else 1)
+    raise typer.Exit(exit_code_for(final["status"]))
