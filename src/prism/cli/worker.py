@@ -15,6 +15,7 @@ from prism.cli import app
 from prism.cli.client import reports_failures
 from prism.config import Settings, get_settings
 from prism.logs import configure_logging
+from prism.pipeline.review_lane import ReviewLane
 from prism.pipeline.worker import Worker
 from prism.store.db import make_engine, make_session_factory
 from prism.store.migrate import upgrade
@@ -27,6 +28,12 @@ def _worker(settings: Settings) -> Worker:
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     return Worker(settings, make_session_factory(engine))
+
+
+def start_review_lane(worker: Worker, stop: threading.Event) -> None:
+    """Review verdicts beside the worker, so none waits behind a training run (`review_lane`)."""
+    lane = ReviewLane(worker.settings, worker.sessions)
+    threading.Thread(target=_loop, args=(lane, stop), name="review-lane", daemon=True).start()
 
 
 def _loop(worker: Worker, stop: threading.Event) -> None:
@@ -47,7 +54,9 @@ def _loop(worker: Worker, stop: threading.Event) -> None:
 def start_worker_thread(settings: Settings) -> threading.Event:
     """A worker loop in a daemon thread; set the returned event to stop it."""
     stop = threading.Event()
-    threading.Thread(target=_loop, args=(_worker(settings), stop), name="worker", daemon=True).start()
+    worker = _worker(settings)
+    threading.Thread(target=_loop, args=(worker, stop), name="worker", daemon=True).start()
+    start_review_lane(worker, stop)
     return stop
 
 
@@ -71,6 +80,7 @@ def worker_command(
     # SIGTERM (a deploy, a scale-down): finish the submission in hand, then exit. Ctrl-C stops at
     # once; the lease then runs out and another worker resumes after the last finished stage.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    start_review_lane(worker, stop)
     try:
         _loop(worker, stop)
     except KeyboardInterrupt:
