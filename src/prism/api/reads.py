@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 import prism
@@ -12,6 +13,7 @@ from prism.api.auth import require_internal
 from prism.api.errors import ApiError
 from prism.api.state import app_state, session_scope
 from prism.api.views import full_submission_view, public_submission_view
+from prism.config_check import configuration_problems
 from prism.scoring.ranking import leaderboard
 from prism.store.base import utcnow
 from prism.store.models import Submission
@@ -32,8 +34,12 @@ CAPABILITIES = (
 )
 
 
-@router.get("/health", tags=["public"])
-def health() -> dict[str, str]:
+@router.get("/health", tags=["public"], responses={503: {"description": "a configured secret file is unreadable"}})
+def health() -> Any:
+    """`ok`, or 503 naming each secret-file variable that no longer names a readable file."""
+    problems = configuration_problems()
+    if problems:
+        return JSONResponse({"status": "unhealthy", "problems": list(problems)}, status_code=503)
     return {"status": "ok"}
 
 

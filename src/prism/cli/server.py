@@ -6,6 +6,8 @@ import typer
 
 from prism.cli import app
 from prism.config import get_settings
+from prism.config_check import configuration_problems
+from prism.errors import ConfigError
 from prism.logs import configure_logging
 from prism.store.db import make_engine
 from prism.store.migrate import upgrade
@@ -32,6 +34,9 @@ def run_api(*, host: str, port: int, with_worker: bool) -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    problems = configuration_problems()
+    if problems:  # found at start, not by the first request that needs the secret
+        raise ConfigError("; ".join(problems))
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     stop = None

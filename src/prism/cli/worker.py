@@ -14,6 +14,8 @@ import typer
 from prism.cli import app
 from prism.cli.client import reports_failures
 from prism.config import Settings, get_settings
+from prism.config_check import configuration_problems
+from prism.errors import ConfigError
 from prism.logs import configure_logging
 from prism.pipeline.review_lane import ReviewLane
 from prism.pipeline.worker import Worker
@@ -68,6 +70,9 @@ def worker_command(
     """Claim submissions and take each from review to score (runs until stopped)."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    problems = configuration_problems()
+    if problems:  # found at start, not halfway through a submission
+        raise ConfigError("; ".join(problems))
     worker = _worker(settings)
     if once:
         processed = worker.run_once()
