@@ -6,7 +6,17 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 import prism
-from prism.api import challenge, console, errors, metrics, operator, reads, runtime_config_routes, submissions
+from prism.api import (
+    challenge,
+    console,
+    errors,
+    metrics,
+    openapi_docs,
+    operator,
+    reads,
+    runtime_config_routes,
+    submissions,
+)
 from prism.api.state import AppState
 from prism.api.weights import WeightsCache
 from prism.config import Settings, get_settings
@@ -21,6 +31,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         title="PRISM",
         version=prism.__version__,
         description="Evaluation service for a Bittensor subnet challenge. Every submission is treated as hostile.",
+        docs_url=None,  # served by openapi_docs from vendored assets, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.prism = AppState(settings, engine, sessions, WeightsCache(settings, sessions))
@@ -32,4 +44,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(console.router)
     app.include_router(challenge.router)
     app.include_router(runtime_config_routes.router)
+    openapi_docs.install(app)
     return app

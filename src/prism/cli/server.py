@@ -46,7 +46,13 @@ def run_api(*, host: str, port: int, with_worker: bool) -> None:
         stop = start_worker_thread(settings)
         typer.echo(f"PRISM on http://{host}:{port} (data in {settings.data_dir.resolve()}); worker running")
     try:
-        uvicorn.run(create_app(settings, engine=engine), host=host, port=port, log_level=settings.log_level.lower())
+        uvicorn.run(
+            create_app(settings, engine=engine),
+            host=host,
+            port=port,
+            log_level=settings.log_level.lower(),
+            log_config=None,  # uvicorn's own lines go through our formatter (JSON with PRISM_LOG_FORMAT=json)
+        )
     finally:
         if stop is not None:
             stop.set()

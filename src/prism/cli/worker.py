@@ -100,7 +100,7 @@ def _start_background(settings: Settings, host: str, port: int) -> threading.Eve
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, engine=engine), host=host, port=port, log_level="warning")
+        uvicorn.Config(create_app(settings, engine=engine), host=host, port=port, log_level="warning", log_config=None)
     )
     threading.Thread(target=server.run, name="api", daemon=True).start()
     stop = start_worker_thread(settings)
