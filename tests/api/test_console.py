@@ -322,7 +322,13 @@ def test_resolve_reject_needs_a_reason_and_carries_the_evidence(
     path = f"/console/submissions/{seeded.quarantined}/resolve"
     assert anon.post(path, data={"csrf": csrf, "action": "reject", "reason": "  "}).status_code == 422
     assert anon.post(path, data={"csrf": csrf, "action": "delete", "reason": "x"}).status_code == 422
-    assert anon.post(path, data={"csrf": csrf, "action": "reject", "reason": "copies secrets"}).status_code == 303
+    # Reject asks for confirmation first (a page, no JavaScript needed); nothing changes yet.
+    asked = anon.post(path, data={"csrf": csrf, "action": "reject", "reason": "copies secrets"})
+    assert asked.status_code == 200 and 'id="confirm-reject"' in asked.text
+    assert 'name="confirm" value="yes"' in asked.text and "copies secrets" in asked.text
+    assert seeded.quarantined in anon.get("/console/review-queue").text
+    confirmed = {"csrf": csrf, "action": "reject", "reason": "copies secrets", "confirm": "yes"}
+    assert anon.post(path, data=confirmed).status_code == 303
     with sessions() as session:
         submission = session.get(Submission, seeded.quarantined)
         assert submission is not None and submission.status == S.REJECTED.value

@@ -13,6 +13,7 @@ from prism.api import (
     metrics,
     openapi_docs,
     operator,
+    public_pages,
     reads,
     runtime_config_routes,
     submissions,
@@ -44,5 +45,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(console.router)
     app.include_router(challenge.router)
     app.include_router(runtime_config_routes.router)
+    app.include_router(public_pages.router)
     openapi_docs.install(app)
     return app
