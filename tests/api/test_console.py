@@ -275,14 +275,22 @@ def test_submissions_list_filters_by_state(anon: TestClient, seeded: Seeded) -> 
 
 
 def test_resolve_release_from_the_review_queue(
-    anon: TestClient, seeded: Seeded, sessions: sessionmaker[Session]
+    anon: TestClient,
+    seeded: Seeded,
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    csrf = login(anon)
+    # Alice has a token of her own: the audit log names her from it, whatever a form says.
+    tokens = tmp_path / "operators"
+    tokens.write_text("alice:alice-token-0123456789abcdef\n")
+    monkeypatch.setenv("PRISM_OPERATOR_TOKENS_FILE", str(tokens))
+    csrf = login(anon, "alice-token-0123456789abcdef")
     queue = anon.get("/console/review-queue").text
     assert seeded.quarantined in queue
     answer = anon.post(
         f"/console/submissions/{seeded.quarantined}/resolve",
-        data={"csrf": csrf, "action": "release", "reason": "false positive: a test fixture", "operator": "alice"},
+        data={"csrf": csrf, "action": "release", "reason": "false positive: a test fixture", "operator": "mallory"},
     )
     assert answer.status_code == 303
     assert answer.headers["location"] == f"/console/submissions/{seeded.quarantined}?was=quarantined"
@@ -314,7 +322,13 @@ def test_resolve_reject_needs_a_reason_and_carries_the_evidence(
     path = f"/console/submissions/{seeded.quarantined}/resolve"
     assert anon.post(path, data={"csrf": csrf, "action": "reject", "reason": "  "}).status_code == 422
     assert anon.post(path, data={"csrf": csrf, "action": "delete", "reason": "x"}).status_code == 422
-    assert anon.post(path, data={"csrf": csrf, "action": "reject", "reason": "copies secrets"}).status_code == 303
+    # Reject asks for confirmation first (a page, no JavaScript needed); nothing changes yet.
+    asked = anon.post(path, data={"csrf": csrf, "action": "reject", "reason": "copies secrets"})
+    assert asked.status_code == 200 and 'id="confirm-reject"' in asked.text
+    assert 'name="confirm" value="yes"' in asked.text and "copies secrets" in asked.text
+    assert seeded.quarantined in anon.get("/console/review-queue").text
+    confirmed = {"csrf": csrf, "action": "reject", "reason": "copies secrets", "confirm": "yes"}
+    assert anon.post(path, data=confirmed).status_code == 303
     with sessions() as session:
         submission = session.get(Submission, seeded.quarantined)
         assert submission is not None and submission.status == S.REJECTED.value

@@ -9,6 +9,7 @@ the state change. Screenshots go to test-artifacts/console/.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -167,7 +168,6 @@ def test_operator_resolves_a_quarantined_submission_in_chromium(
 
     # Resolve it: release with a reason, and see the state change.
     page.fill('#resolve input[name="reason"]', "false positive: the secret path is a test fixture")
-    page.fill('#resolve input[name="operator"]', "browser-test")
     page.click('#resolve button[value="release"]')
     page.wait_for_selector("#state-change")
     change = page.locator("#state-change").inner_text()
@@ -195,7 +195,7 @@ def test_operator_resolves_a_quarantined_submission_in_chromium(
         submission = session.get(Submission, seeded.quarantined)
         assert submission is not None and submission.status == S.PENDING.value
         audited = session.query(AuditEvent).filter_by(
-            submission_id=seeded.quarantined, action="review_queue.release", actor="operator:browser-test"
+            submission_id=seeded.quarantined, action="review_queue.release", actor="operator:operator"
         )
         assert audited.count() == 1
     assert dialogs == []  # no alert() from the source, the Mermaid labels or the LLM's quotes
@@ -204,3 +204,81 @@ def test_operator_resolves_a_quarantined_submission_in_chromium(
     assert not [url for url in requested if url.rstrip("/").endswith("/x")]
     # The only error the page saw is the refused login; no CSP violation, no script error.
     assert problems == ["Failed to load resource: the server responded with a status of 401 (Unauthorized)"], problems
+
+
+WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
+
+
+@pytest.mark.parametrize("width", sorted(WIDTHS))
+def test_console_walk_at_desktop_and_phone_width(
+    served: tuple[str, sessionmaker[Session]], chromium: Any, settings: Settings, width: str
+) -> None:
+    """Every page, the public leaderboard and an error page: nothing overflows the viewport,
+    the navigation stays reachable, and reject asks for confirmation before it acts."""
+    from tests.api.console_scored import seed_scored
+
+    base, sessions = served
+    with sessions() as session:
+        seeded = seed_quarantined(session)
+        scored = seed_scored(session, settings)
+    viewport_w, viewport_h = WIDTHS[width]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = chromium.new_page()
+    page.set_viewport_size({"width": viewport_w, "height": viewport_h})
+    page.set_default_timeout(10_000)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+
+    def overflow() -> int:
+        return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
+
+    page.goto(f"{base}/console/login")
+    page.fill('input[name="token"]', TOKEN)
+    page.click('button[type="submit"]')
+    page.wait_for_url(f"{base}/console")
+    pages = [
+        "/console",
+        "/console/submissions",
+        f"/console/submissions/{seeded.quarantined}",
+        "/console/review-queue",
+        "/console/leaderboard",
+        "/console/leaderboard?sort=params&dir=desc",
+        "/console/architectures",
+        f"/console/architectures/{scored[0].family}",
+        "/console/runtime-config",
+        "/leaderboard",
+    ]
+    for index, path in enumerate(pages):
+        page.goto(base + path)
+        assert overflow() <= 1, f"{path} overflows by {overflow()} px at {width} width"
+        shot = re.sub(r"[^a-z0-9]+", "-", path.strip("/")) or "root"
+        page.screenshot(path=str(ARTIFACTS / f"walk-{width}-{index:02d}-{shot}.png"), full_page=True)
+        if path.startswith("/console"):
+            # Every navigation link is on screen or reachable by scrolling the nav row itself.
+            nav = page.locator("header.top nav")
+            assert nav.is_visible()
+            box = nav.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= viewport_w + 1
+    # Sorted by parameters, largest first: charlie-net leads.
+    page.goto(f"{base}/console/leaderboard?sort=params&dir=desc")
+    assert page.locator("#leaderboard tbody tr").first.inner_text().count("charlie-net") == 1
+
+    # An error is a page with the navigation, not raw JSON.
+    page.goto(f"{base}/console/submissions/00000000-0000-0000-0000-000000000000")
+    assert page.locator("#error-page").is_visible()
+    assert "no submission" in page.locator("#error-message").inner_text()
+    assert page.locator("header.top nav").is_visible()
+    assert overflow() <= 1
+    page.screenshot(path=str(ARTIFACTS / f"walk-{width}-error.png"), full_page=True)
+
+    # Reject asks first; going back leaves the submission waiting.
+    page.goto(f"{base}/console/submissions/{seeded.quarantined}")
+    page.fill('#resolve input[name="reason"]', "copies an earlier submission")
+    page.click('#resolve button[value="reject"]')
+    page.wait_for_selector("#confirm-reject")
+    assert overflow() <= 1
+    page.screenshot(path=str(ARTIFACTS / f"walk-{width}-confirm-reject.png"), full_page=True)
+    page.click("#confirm-reject button.reject")
+    page.wait_for_selector("#state-change")
+    assert page.locator("#submission-status").inner_text().startswith("rejected")
+    assert problems == [], problems

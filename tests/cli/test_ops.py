@@ -31,6 +31,13 @@ def local(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return settings
 
 
+def _create_database(settings: Settings) -> None:
+    """What `prism db upgrade` does (operator commands never create a database themselves)."""
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    engine.dispose()
+
+
 def _quarantined(settings: Settings) -> str:
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
@@ -69,6 +76,7 @@ def test_runtime_config_set_and_show(local: Settings, tmp_path: Path) -> None:
     document.write_text(
         "gpu:\n  official_profile:\n    gpu_count: 2\n    gpu_type: A100\nrewards:\n  owner_share: 0.5\n"
     )
+    _create_database(local)
     result = runner.invoke(app, ["runtime-config", "set", str(document), "--comment", "two GPUs"])
     assert result.exit_code == 0, result.output
     shown = json.loads(runner.invoke(app, ["runtime-config", "show"]).output)
@@ -81,6 +89,7 @@ def test_runtime_config_set_and_show(local: Settings, tmp_path: Path) -> None:
 def test_runtime_config_refuses_bad_gpu_counts(local: Settings, tmp_path: Path, count: str) -> None:
     document = tmp_path / "config.yaml"
     document.write_text(f"gpu:\n  official_profile:\n    gpu_count: {count}\n")
+    _create_database(local)
     result = runner.invoke(app, ["runtime-config", "set", str(document)])
     assert result.exit_code == 1 and "gpu_count" in result.output
     shown = json.loads(runner.invoke(app, ["runtime-config", "show"]).output)
@@ -123,14 +132,109 @@ def test_submit_and_wait_through_the_bridge(settings: Settings, tmp_path: Path) 
         result = runner.invoke(
             app, ["submit", str(project), "--url", url, "--token", TOKEN, "--hotkey", HOTKEY, "--wait", "--json"]
         )
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == 3, result.output  # rejected
         view = json.loads(result.output)
         assert view["status"] == "rejected" and view["reason_code"].startswith("archive.")
         assert view["stages"][0]["evidence"][0]["path"] == "evil.so"
         wrong = runner.invoke(app, ["submit", str(project), "--url", url, "--token", "nope", "--hotkey", HOTKEY])
-        assert wrong.exit_code != 0 and "401" in wrong.output
+        assert wrong.exit_code == 1 and "401" in wrong.output
+        assert "Invalid value" not in wrong.output and "Usage:" not in wrong.output
 
 
 def test_usage_errors_exit_2(local: Settings) -> None:
     assert runner.invoke(app, ["review"]).exit_code == 2
     assert runner.invoke(app, ["status"]).exit_code == 2
+
+
+def test_submit_wait_exit_codes_and_no_usage_banner(settings: Settings, tmp_path: Path) -> None:
+    project = tmp_path / "my model"
+    project.mkdir()
+    (project / "model.py").write_text("import socket\n\ndef build_model(ctx):\n    return None\n")
+    (project / ".git").mkdir()
+    (project / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (project / ".gitignore").write_text("*.pyc\n")
+    with live_server(settings) as url:
+        base = ["submit", str(project), "--url", url, "--token", TOKEN, "--hotkey", HOTKEY]
+        queued = runner.invoke(app, base)
+        assert queued.exit_code == 0 and "pending" in queued.output
+        # No worker runs here: --wait gives up at --timeout with exit 6.
+        waited = runner.invoke(app, [*base, "--wait", "--timeout", "1", "--poll", "0.2"])
+        assert waited.exit_code == 6, waited.output
+        assert "left out" in waited.output and ".git" in waited.output
+        bad = runner.invoke(app, ["status", "nope" * 20, "--url", url])
+        assert bad.exit_code == 1 and "404" in bad.output and "Usage:" not in bad.output
+
+
+def test_prism_not_running_is_one_clear_line(tmp_path: Path) -> None:
+    from tests.live_server import free_port
+
+    (tmp_path / "model.py").write_text("x = 1\n")
+    url = f"http://127.0.0.1:{free_port()}"
+    result = runner.invoke(
+        app, ["submit", str(tmp_path / "model.py"), "--url", url, "--token", "t", "--hotkey", HOTKEY]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"prism: cannot reach PRISM at {url}: is it running? (`prism up` starts one)"
+    ]
+
+
+def test_operator_commands_refuse_a_missing_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PRISM_DATABASE_URL", raising=False)
+    monkeypatch.setenv("PRISM_DATA_DIR", str(tmp_path / "elsewhere"))
+    for command in (["review-queue", "list"], ["runtime-config", "show"], ["status", "x"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1 and "no PRISM database at" in result.output, result.output
+    assert not (tmp_path / "elsewhere").exists()  # nothing was created
+
+
+def test_version_and_completion() -> None:
+    import prism
+
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and prism.__version__ in version.output
+    shown = runner.invoke(app, ["--show-completion", "bash"], env={"SHELL": "/bin/bash"}, prog_name="prism")
+    assert shown.exit_code == 0 and "complete -o default -F _prism_completion prism" in shown.output
+    # What the installed script asks at <TAB>: the sub-commands that start with what was typed.
+    env = {"_PRISM_COMPLETE": "complete_bash", "COMP_WORDS": "prism sub", "COMP_CWORD": "1"}
+    completed = runner.invoke(app, [], env=env, prog_name="prism")
+    assert completed.output.split() == ["submit"]
+
+
+def test_remote_operator_commands_and_config_history(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid = _quarantined(settings)
+    tokens = tmp_path / "operators"
+    tokens.write_text("# name:token\nalice:alice-token-0123456789abcdef\n")
+    monkeypatch.setenv("PRISM_OPERATOR_TOKENS_FILE", str(tokens))
+    document = tmp_path / "config.yaml"
+    document.write_text("rewards:\n  owner_share: 0.5\n")
+    with live_server(settings) as url:
+        alice = ["--url", url, "--token", "alice-token-0123456789abcdef"]
+        listed = runner.invoke(app, ["review-queue", "list", *alice, "--json"])
+        assert listed.exit_code == 0 and [i["submission_id"] for i in json.loads(listed.output)] == [sid]
+        wrong = runner.invoke(app, ["review-queue", "list", "--url", url, "--token", "nope"])
+        assert wrong.exit_code == 1 and "401" in wrong.output
+        changed = runner.invoke(app, ["runtime-config", "set", str(document), "--comment", "more to builders", *alice])
+        assert changed.exit_code == 0 and "version 1" in changed.output, changed.output
+        shown = json.loads(runner.invoke(app, ["runtime-config", "show", *alice]).output)
+        assert shown["config"]["rewards"]["owner_share"] == 0.5
+        resolved = runner.invoke(app, ["review-queue", "resolve", sid, "--reject", "--reason", "copy", *alice])
+        assert resolved.exit_code == 0 and "rejected" in resolved.output
+        history = json.loads(runner.invoke(app, ["runtime-config", "history", "--json", *alice]).output)
+    [entry] = history
+    assert entry["created_by"] == "operator:alice" and entry["comment"] == "more to builders"
+    assert entry["changes"] == [{"key": "rewards.owner_share", "before": 0.6, "after": 0.5}]
+    monkeypatch.setenv("PRISM_DATABASE_URL", settings.resolved_database_url)
+    text = runner.invoke(app, ["runtime-config", "history"])
+    assert "by operator:alice" in text.output and "rewards.owner_share: 0.6 -> 0.5" in text.output
+    engine = make_engine(settings.resolved_database_url)
+    with make_session_factory(engine)() as session:
+        from sqlalchemy import select
+
+        from prism.store.models import AuditEvent
+
+        actors = set(session.scalars(select(AuditEvent.actor).where(AuditEvent.submission_id == sid)))
+    engine.dispose()
+    assert "operator:alice" in actors

@@ -522,7 +522,7 @@ def test_operator_release_of_an_llm_quarantine_continues_after_the_review_and_fi
     view = internal_view(api, sid)
     assert view["status"] == "completed", view
     review = stage_of(view, "llm_review")
-    assert review["outcome"] == "released" and "ops" in review["detail"]
+    assert review["outcome"] == "released" and "operator:operator" in review["detail"]
     assert len(stand_in.requests) == 1  # the released review is not asked again
     assert [r["submission_id"] for r in api.get("/v1/leaderboard").json()["rows"]] == [sid]
     assert any(a.action == "review_queue.release" for a in audit_rows(worker_sessions, sid))
@@ -539,7 +539,7 @@ def test_operator_reject_of_an_llm_quarantine_rejects_with_the_stage_evidence(
     view = internal_view(api, sid)
     assert (view["status"], view["reason_code"]) == ("rejected", "operator.reject")
     [final] = [a for a in audit_rows(worker_sessions, sid) if a.to_status == "rejected"]
-    assert final.actor == "operator:ops"
+    assert final.actor == "operator:operator"  # the token says who, not the body
     assert [(e["rule_id"], e["line"]) for e in final.data["evidence"]] == [
         ("llm.unverified.hidden_behaviour", hidden_line(files))
     ]

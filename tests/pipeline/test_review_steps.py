@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from prism.pipeline.review_steps import claim_contradictions
+from prism.scoring.claims import claim_contradictions
 
 YAML = """entrypoint: model.py
 claims:

@@ -6,7 +6,20 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 import prism
-from prism.api import console, edge, errors, metrics, operator, platform_routes, reads, submissions
+from prism.api import (
+    challenge,
+    console,
+    edge,
+    errors,
+    metrics,
+    openapi_docs,
+    operator,
+    platform_routes,
+    public_pages,
+    reads,
+    runtime_config_routes,
+    submissions,
+)
 from prism.api.proxy_guard import ProxyGuard
 from prism.api.state import AppState
 from prism.api.weights import WeightsCache
@@ -26,6 +39,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         title="PRISM",
         version=prism.__version__,
         description="Evaluation service for a Bittensor subnet challenge. Every submission is treated as hostile.",
+        docs_url=None,  # served by openapi_docs from vendored assets, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     weights = WeightsCache(settings, sessions)
@@ -42,6 +57,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(metrics.router)
     app.include_router(operator.router)
     app.include_router(console.router)
+    app.include_router(challenge.router)
+    app.include_router(runtime_config_routes.router)
+    app.include_router(public_pages.router)
+    openapi_docs.install(app)
     app.include_router(platform_routes.router)
     # Outermost: operator surfaces closed to Platform's public proxy, login throttle, no compression.
     app.add_middleware(ProxyGuard, settings=settings)

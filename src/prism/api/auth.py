@@ -52,4 +52,16 @@ def require_internal(request: Request) -> None:
 
 
 def require_operator(request: Request) -> None:
-    check_bearer(request, settings_of(request).operator_token, what="the operator token")
+    """The operator token, or one of the named operators' tokens (`operator_identity`)."""
+    from prism.api.operator_identity import any_operator_configured, identify
+
+    settings = settings_of(request)
+    if not any_operator_configured(settings):
+        raise ApiError(
+            503, "auth_not_configured", "the operator token is not configured on this PRISM; the route is closed"
+        )
+    presented = _presented_token(request)
+    if presented is None:
+        raise ApiError(401, "unauthorized", "missing bearer token", {"WWW-Authenticate": "Bearer"})
+    if identify(settings, presented) is None:
+        raise ApiError(401, "unauthorized", "invalid bearer token", {"WWW-Authenticate": "Bearer"})

@@ -9,14 +9,19 @@ the CLI (`resolve`, the scoring reads): the console adds no policy of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from prism.api import console_auth as auth
@@ -24,17 +29,72 @@ from prism.api.bodies import MAX_EPOCH
 from prism.api.console_render import loss_plot_svg, pretty_json, redact
 from prism.api.console_views import list_submissions, overview, submission_detail
 from prism.api.errors import ApiError
+from prism.api.leaderboard_view import SortKey, board_rows, sort_rows
+from prism.api.operator_identity import identify
 from prism.api.state import app_state, session_scope
 from prism.api.views import scores_view
 from prism.pipeline.resolution import Action, NotResolvable, resolve, review_queue
-from prism.scoring.ranking import leaderboard
 from prism.store.base import utcnow
-from prism.store.models import Submission
+from prism.store.models import Architecture, Evaluation, Submission
 from prism.store.models import SubmissionStatus as S
-from prism.store.scores import architectures, eligible_results
+from prism.store.runtime_config_history import runtime_config_history
+from prism.store.scores import architectures
 from prism.store.submissions import epoch_at, load_project
 
-router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
+_TITLES = {
+    400: "Bad request",
+    401: "Not logged in",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    413: "Too large",
+    415: "Unsupported",
+    422: "Invalid request",
+    503: "Unavailable",
+}
+
+
+def error_page(request: Request, status: int, code: str, message: str) -> HTMLResponse:
+    """A console error as a page a person can read (the JSON routes keep the JSON body)."""
+    settings = auth.settings_of(request)
+    session = auth.verify_cookie(settings, request.cookies.get(auth.COOKIE)) if settings.operator_token else None
+    return _page(
+        request,
+        "error.html",
+        session,
+        status=status,
+        status_code=status,
+        title=_TITLES.get(status, "Error"),
+        code=code,
+        message=message,
+        back="/console" if session else "/console/login",
+        back_label="Back to the overview" if session else "Log in",
+    )
+
+
+class ConsoleRoute(APIRoute):
+    """Console routes answer errors with HTML pages; redirects (login required) stay redirects."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                if 300 <= exc.status < 400:
+                    raise
+                return error_page(request, exc.status, exc.code, exc.message)
+            except RequestValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
+                )
+                return error_page(request, 422, "invalid_request", problems or "invalid request")
+
+        return route
+
+
+router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False, route_class=ConsoleRoute)
 
 HERE = Path(__file__).parent
 STATIC = {
@@ -79,7 +139,29 @@ def _environment(secrets: tuple[str, ...]) -> Environment:
     env.filters["json"] = pretty_json
     env.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
     env.filters["short"] = lambda value: str(value)[:12] if value else ""
+    env.filters["human"] = human_time
     return env
+
+
+def human_time(value: datetime | str | None, *, now: datetime | None = None) -> str:
+    """`2026-11-30 03:12 UTC (5 min ago)` from a datetime or an ISO string; `—` for nothing."""
+    if not value:
+        return "—"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
+    if seconds < 0:
+        ago = "in the future"
+    elif seconds < 60:
+        ago = "just now"
+    elif seconds < 3600:
+        ago = f"{int(seconds // 60)} min ago"
+    elif seconds < 86400:
+        ago = f"{int(seconds // 3600)} h ago"
+    else:
+        ago = f"{int(seconds // 86400)} d ago"
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({ago})"
 
 
 def _page(
@@ -87,7 +169,10 @@ def _page(
 ) -> HTMLResponse:
     env = _environment(auth.settings_of(request).known_secrets())
     html = env.get_template(f"console/{template}").render(
-        csrf=session.csrf if session else "", path=request.url.path, **context
+        csrf=session.csrf if session else "",
+        operator=f"operator:{session.operator}" if session else "",
+        path=request.url.path,
+        **context,
     )
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
@@ -132,12 +217,14 @@ def login_page(request: Request, next: str | None = None) -> Response:
 def login(request: Request, form: Form) -> Response:
     settings = auth.settings_of(request)
     target = auth.safe_next(form.get("next"))
-    if not auth.token_matches(settings, form.get("token", "")):
+    auth.operator_token(settings)
+    operator = identify(settings, form.get("token", ""))
+    if operator is None:
         return _page(request, "login.html", None, status=401, next=target, error="That token is not valid.")
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         auth.COOKIE,
-        auth.issue_cookie(settings),
+        auth.issue_cookie(settings, operator=operator),
         max_age=auth.SESSION_SECONDS,
         path="/console",
         httponly=True,
@@ -241,15 +328,19 @@ def resolve_action(request: Request, submission_id: str, console: ActionSession,
     """Release or reject through `resolve` (audited), then show the submission with its new state."""
     auth.check_csrf(console, form.get("csrf"))
     reason = form.get("reason", "").strip()
-    operator = (form.get("operator", "").strip() or "console")[:64]
     if form.get("action") not in ("release", "reject"):
         raise ApiError(422, "invalid_request", "action must be release or reject")
     action: Action = "release" if form.get("action") == "release" else "reject"
     if not reason or len(reason) > 2000:
         raise ApiError(422, "invalid_request", "a resolution needs a reason (at most 2000 characters)")
-    before = _submission(session, submission_id).status
+    current = _submission(session, submission_id)
+    before = current.status
+    waiting = before in (S.QUARANTINED.value, S.HELD.value)
+    if action == "reject" and waiting and form.get("confirm") != "yes":
+        # Rejection is final: ask once more, on a page that works without JavaScript.
+        return _page(request, "confirm_reject.html", console, s=current, reason=reason)
     try:
-        submission = resolve(session, submission_id, action=action, reason=reason, actor=f"operator:{operator}")
+        submission = resolve(session, submission_id, action=action, reason=reason, actor=f"operator:{console.operator}")
     except NotResolvable as exc:
         raise ApiError(409, "not_resolvable", str(exc)) from exc
     session.commit()
@@ -263,13 +354,45 @@ def leaderboard_page(
     console: PageSession,
     session: Db,
     epoch: Annotated[int | None, Query(ge=0, le=MAX_EPOCH)] = None,
+    sort: Annotated[SortKey, Query()] = "rank",
+    dir: Annotated[Literal["asc", "desc"] | None, Query()] = None,
 ) -> Response:
     current = epoch_at(utcnow(), auth.settings_of(request).epoch_seconds)
     chosen = current if epoch is None else epoch
-    rows = leaderboard(eligible_results(session, epoch=chosen))
-    return _page(request, "leaderboard.html", console, rows=rows, epoch=chosen, current=current)
+    descending = dir == "desc"
+    rows = sort_rows(board_rows(session, epoch=chosen), sort, descending)
+    return _page(
+        request, "leaderboard.html", console, rows=rows, epoch=chosen, current=current, sort=sort, descending=descending
+    )
 
 
 @router.get("/architectures")
 def architectures_page(request: Request, console: PageSession, session: Db) -> Response:
     return _page(request, "architectures.html", console, families=architectures(session))
+
+
+@router.get("/architectures/{graph_hash}")
+def architecture_page(request: Request, graph_hash: str, console: PageSession, session: Db) -> Response:
+    """One family: its owner, and every submission attached to it, with its result."""
+    arch = session.get(Architecture, graph_hash) if len(graph_hash) <= 64 else None
+    if arch is None:
+        raise ApiError(404, "not_found", f"no architecture family {graph_hash[:64]!r}")
+    members = session.execute(
+        select(Submission, Evaluation)
+        .outerjoin(Evaluation, Evaluation.submission_id == Submission.id)
+        .where(Submission.architecture_hash == graph_hash)
+        .order_by(Submission.created_at)
+    ).all()
+    return _page(request, "architecture.html", console, arch=arch, members=[(row[0], row[1]) for row in members])
+
+
+@router.get("/runtime-config")
+def runtime_config_page(request: Request, console: PageSession, session: Db) -> Response:
+    entries = [entry.to_json() for entry in runtime_config_history(session)]
+    return _page(request, "runtime_config.html", console, entries=entries)
+
+
+@router.get("/{rest:path}")
+def not_found_page(rest: str) -> Response:
+    """Any other console address: a page that says so (it reveals nothing), not a JSON body."""
+    raise ApiError(404, "not_found", f"there is no console page /console/{rest[:200]}")

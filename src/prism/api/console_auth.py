@@ -24,6 +24,7 @@ from urllib.parse import quote
 from fastapi import Request
 
 from prism.api.errors import ApiError
+from prism.api.operator_identity import SHARED_IDENTITY, identify, named_tokens
 from prism.config import Settings
 
 COOKIE = "prism_console"
@@ -36,6 +37,8 @@ class ConsoleSession:
     nonce: str
     issued_at: int
     csrf: str
+    # Who logged in, from the token they used (see `operator_identity`); the audit actor.
+    operator: str = SHARED_IDENTITY
 
 
 def _key(token: str) -> bytes:
@@ -48,6 +51,8 @@ def _mac(key: bytes, purpose: str, *parts: str) -> str:
 
 def operator_token(settings: Settings) -> str:
     token = settings.operator_token
+    if not token and named_tokens():
+        return ""  # only named operators: each has a token of their own
     if not token:
         raise ApiError(
             503, "auth_not_configured", "the operator token is not configured on this PRISM; the console is closed"
@@ -56,33 +61,52 @@ def operator_token(settings: Settings) -> str:
 
 
 def token_matches(settings: Settings, presented: str) -> bool:
-    expected = operator_token(settings)
-    return hmac.compare_digest(presented.strip().encode("utf-8"), expected.encode("utf-8"))
+    operator_token(settings)
+    return identify(settings, presented) is not None
 
 
-def issue_cookie(settings: Settings, *, now: float | None = None) -> str:
-    key = _key(operator_token(settings))
+def _token_of(settings: Settings, operator: str) -> str | None:
+    if operator == SHARED_IDENTITY:
+        return settings.operator_token
+    return named_tokens().get(operator)
+
+
+def issue_cookie(settings: Settings, *, now: float | None = None, operator: str = SHARED_IDENTITY) -> str:
+    """`issued.nonce.mac` for the shared operator token; `issued.nonce.mac.name` for a named one."""
+    operator_token(settings)
+    token = _token_of(settings, operator)
+    if not token:
+        raise ApiError(401, "unauthorized", "no such operator")
+    key = _key(token)
     issued = str(int(now if now is not None else time.time()))
     nonce = secrets.token_hex(16)
-    return f"{issued}.{nonce}.{_mac(key, 'session', issued, nonce)}"
+    if operator == SHARED_IDENTITY:
+        return f"{issued}.{nonce}.{_mac(key, 'session', issued, nonce)}"
+    return f"{issued}.{nonce}.{_mac(key, 'session', issued, nonce, operator)}.{operator}"
 
 
 def verify_cookie(settings: Settings, value: str | None, *, now: float | None = None) -> ConsoleSession | None:
     """The session a cookie proves, or None when it is missing, forged, from an old token, or expired."""
-    token = settings.operator_token
-    if not token or not value or len(value) > 200:
+    if not value or len(value) > 300:
         return None
-    issued, _, rest = value.partition(".")
-    nonce, _, mac = rest.partition(".")
-    if not (issued.isdigit() and nonce and mac):
+    parts = value.split(".")
+    if len(parts) not in (3, 4):
+        return None
+    issued, nonce, mac = parts[:3]
+    operator = parts[3] if len(parts) == 4 else SHARED_IDENTITY
+    if len(parts) == 4 and operator == SHARED_IDENTITY:
+        return None
+    token = _token_of(settings, operator)
+    if not token or not (issued.isdigit() and nonce and mac):
         return None
     key = _key(token)
-    if not hmac.compare_digest(mac.encode(), _mac(key, "session", issued, nonce).encode()):
+    signed = (issued, nonce) if len(parts) == 3 else (issued, nonce, operator)
+    if not hmac.compare_digest(mac.encode(), _mac(key, "session", *signed).encode()):
         return None
     age = (now if now is not None else time.time()) - int(issued)
     if not 0 <= age <= SESSION_SECONDS:
         return None
-    return ConsoleSession(nonce=nonce, issued_at=int(issued), csrf=_mac(key, "csrf", nonce))
+    return ConsoleSession(nonce=nonce, issued_at=int(issued), csrf=_mac(key, "csrf", nonce), operator=operator)
 
 
 def settings_of(request: Request) -> Settings:

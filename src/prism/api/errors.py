@@ -53,6 +53,11 @@ def install(app: FastAPI) -> None:
     async def _prism_error(_request: Request, exc: PrismError) -> JSONResponse:
         for kind, status, code in _TABLE:
             if isinstance(exc, kind):
+                if isinstance(exc, ConfigError):
+                    # The detail can name secret files and their paths: the operator's log gets it,
+                    # the caller (perhaps unauthenticated) only learns that PRISM is misconfigured.
+                    log.error("configuration error answered as 503: %s", exc)
+                    return error_response(status, code, "PRISM is misconfigured; the operator's log says how")
                 return error_response(status, code, str(exc))
         log.error("unmapped PRISM error reached the API: %s", type(exc).__name__)
         return error_response(500, "internal_error", "internal error")

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from prism.api.auth import require_operator
 from prism.api.errors import ApiError
+from prism.api.operator_identity import operator_actor
 from prism.api.state import app_state, session_scope
 from prism.api.views import full_submission_view
 from prism.pipeline.resolution import NotResolvable, resolve, review_queue
@@ -22,7 +23,8 @@ router = APIRouter(prefix="/internal/v1/review-queue", tags=["operator"], depend
 class Resolution(BaseModel):
     action: Literal["release", "reject"]
     reason: str = Field(min_length=1, max_length=2000)
-    operator: str = Field("operator", min_length=1, max_length=64)
+    # Ignored: the audit log names the operator by the token presented (`operator_identity`).
+    operator: str | None = Field(None, max_length=64, deprecated=True)
 
 
 @router.get("")
@@ -53,7 +55,7 @@ def resolve_item(
             submission_id,
             action=resolution.action,
             reason=resolution.reason,
-            actor=f"operator:{resolution.operator}",
+            actor=operator_actor(request),
         )
     except NotResolvable as exc:
         raise ApiError(409, "not_resolvable", str(exc)) from exc

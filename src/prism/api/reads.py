@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 import prism
@@ -14,6 +15,7 @@ from prism.api.errors import ApiError
 from prism.api.state import app_state, session_scope
 from prism.api.views import full_submission_view, public_submission_view
 from prism.config import Settings
+from prism.config_check import configuration_problems
 from prism.scoring.ranking import leaderboard
 from prism.store.base import utcnow
 from prism.store.models import Submission
@@ -40,10 +42,16 @@ def capabilities(settings: Settings) -> list[str]:
     return found
 
 
-@router.get("/health", tags=["public"])
-def health(request: Request) -> dict[str, str]:
-    """Platform's readiness probe: `status` "ok" and the slug it registered."""
+@router.get("/health", tags=["public"], responses={503: {"description": "a configured secret file is unreadable"}})
+def health(request: Request) -> Any:
+    """Platform's readiness probe: `status` "ok" and the slug it registered; 503 naming each
+    secret-file variable that no longer names a readable file."""
     settings = app_state(request).settings
+    problems = configuration_problems()
+    if problems:
+        return JSONResponse(
+            {"status": "unhealthy", "problems": list(problems), "slug": settings.challenge_slug}, status_code=503
+        )
     return {"status": "ok", "slug": settings.challenge_slug, "version": settings.challenge_version}
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from prism.pipeline.progress import running_stage
 from prism.store.models import Evaluation, StageResult, Submission
 from prism.store.submissions import queue_position, stage_results
 
@@ -36,6 +37,8 @@ def public_submission_view(session: Session, submission: Submission) -> dict[str
         "status": submission.status,
         "reason_code": submission.reason_code,
         "stage": submission.stage,
+        # The stage the worker is in now (`stage` is the last finished one); None unless running.
+        "running_stage": running_stage(submission.status, submission.stage),
         "epoch": submission.epoch,
         "queue_position": queue_position(session, submission),
         "created_at": _iso(submission.created_at),

@@ -1,10 +1,31 @@
-"""The `prism` command. Each concern registers its sub-commands from its own module here."""
+"""The `prism` command. Each concern registers its sub-commands from its own module here.
+
+`prism --install-completion` installs shell completion (bash, zsh, fish, PowerShell);
+`prism --show-completion` prints the script instead.
+"""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="PRISM: evaluate hostile model submissions.")
+import prism
+
+app = typer.Typer(no_args_is_help=True, add_completion=True, help="PRISM: evaluate hostile model submissions.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"prism {prism.__version__} (api {prism.API_VERSION}, challenge {prism.CHALLENGE_VERSION})")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print PRISM's version and exit."
+    ),
+) -> None:
+    """PRISM: evaluate hostile model submissions."""
 
 
 def main() -> None:

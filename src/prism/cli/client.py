@@ -1,33 +1,116 @@
-"""A small HTTP client for the bridge and status routes, shared by `submit`, `status` and `demo`."""
+"""A small HTTP client for `submit`, `status`, `demo` and the remote operator commands.
+
+Every way a request can go wrong ends as one `CliFailure` line with an exit status that means
+something, never a traceback or click's "Invalid value" banner:
+
+| exit | meaning |
+| --- | --- |
+| 0 | completed (or, without `--wait`, stored) |
+| 1 | PRISM could not be reached, or answered with an error |
+| 2 | usage error |
+| 3 | rejected |
+| 4 | quarantined or held (waiting for an operator or a retry) |
+| 5 | failed |
+| 6 | `--wait` gave up (`--timeout`) while the submission was still pending or running |
+"""
 
 from __future__ import annotations
 
+import functools
 import io
+import re
 import time
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import httpx
 import typer
 
+P = ParamSpec("P")
+R = TypeVar("R")
 WAITING = ("pending", "running")
+EXIT_COMPLETED = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_REJECTED = 3
+EXIT_WAITING_FOR_OPERATOR = 4
+EXIT_FAILED = 5
+EXIT_TIMEOUT = 6
+EXIT_BY_STATUS = {
+    "completed": EXIT_COMPLETED,
+    "rejected": EXIT_REJECTED,
+    "quarantined": EXIT_WAITING_FOR_OPERATOR,
+    "held": EXIT_WAITING_FOR_OPERATOR,
+    "failed": EXIT_FAILED,
+}
+
+
+class CliFailure(Exception):
+    """One line on stderr, a meaningful exit status, no usage banner (see `reports_failures`)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+def reports_failures(command: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a command so a `CliFailure` prints `prism: <message>` and exits with its status.
+
+    (Typer renders its own exceptions as a boxed panel with a usage banner, which reads as "you
+    typed it wrong" when PRISM is down or answered an error.)
+    """
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except CliFailure as exc:
+            typer.echo(f"prism: {exc.message}", err=True)
+            raise typer.Exit(exc.exit_code) from exc
+
+    return run
+
+
+def exit_code_for(status: str) -> int:
+    """The exit status a final (or still waiting) submission state means."""
+    return EXIT_BY_STATUS.get(status, EXIT_TIMEOUT)
 
 
 class PrismClient:
     def __init__(self, url: str, token: str | None, *, timeout: float = 30.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.ConnectError as exc:
+            raise CliFailure(f"cannot reach PRISM at {self.url}: is it running? (`prism up` starts one)") from exc
+        except httpx.TimeoutException as exc:
+            raise CliFailure(f"PRISM at {self.url} did not answer in time") from exc
+        except httpx.HTTPError as exc:
+            raise CliFailure(f"request to PRISM at {self.url} failed: {exc}") from exc
+        return self._json(response)
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         try:
-            body: dict[str, Any] = response.json()
-        except ValueError as exc:
-            raise typer.BadParameter(f"PRISM answered {response.status_code} without JSON") from exc
+            body = response.json()
+        except ValueError:
+            body = None
         if response.status_code >= 400:
-            error = body.get("error", {})
-            raise typer.BadParameter(f"PRISM answered {response.status_code}: {error.get('message', body)}")
+            error = body.get("error") if isinstance(body, dict) else None
+            if isinstance(error, dict):
+                raise CliFailure(
+                    f"PRISM answered {response.status_code} {error.get('code', 'error')}: {error.get('message', '')}"
+                )
+            raise CliFailure(f"PRISM answered {response.status_code}: {response.text[:200]}")
+        if not isinstance(body, dict):
+            raise CliFailure(f"PRISM answered {response.status_code} without a JSON object")
         return body
 
     def submit(self, data: bytes, filename: str, hotkey: str) -> dict[str, Any]:
@@ -36,46 +119,141 @@ class PrismClient:
             "X-Submission-Filename": filename,
             "Content-Type": "application/octet-stream",
         }
-        return self._json(self.http.post("/internal/v1/bridge/submissions", headers=headers, content=data))
+        return self.request("POST", "/internal/v1/bridge/submissions", headers=headers, content=data)
 
     def public(self, submission_id: str) -> dict[str, Any]:
-        return self._json(self.http.get(f"/v1/submissions/{submission_id}"))
+        return self.request("GET", f"/v1/submissions/{submission_id}")
 
     def full(self, submission_id: str) -> dict[str, Any]:
-        return self._json(self.http.get(f"/internal/v1/submissions/{submission_id}"))
+        return self.request("GET", f"/internal/v1/submissions/{submission_id}")
 
     def wait(
         self,
         submission_id: str,
         *,
-        on_change: Callable[[dict[str, Any]], None],
-        timeout: float = 3600,
+        on_view: Callable[[dict[str, Any]], None],
+        timeout: float | None = None,
         poll: float = 1.0,
-    ) -> dict[str, Any]:
-        last: tuple[str, str | None] | None = None
-        deadline = time.monotonic() + timeout
+        full: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        """Poll until the submission leaves pending/running; (last view, timed out)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            view = self.public(submission_id)
-            key = (view["status"], view.get("stage"))
-            if key != last:
-                on_change(view)
-                last = key
-            if view["status"] not in WAITING or time.monotonic() > deadline:
-                return view
+            view = self.full(submission_id) if full else self.public(submission_id)
+            on_view(view)
+            if view["status"] not in WAITING:
+                return view, False
+            if deadline is not None and time.monotonic() >= deadline:
+                return view, True
             time.sleep(poll)
 
 
-def zip_project(path: Path) -> tuple[bytes, str]:
-    """A folder becomes a ZIP in memory; a .zip or .py is sent as it is."""
+# Left out of a folder upload: version control, caches, editor and OS litter. Intake would
+# refuse most of them (`archive.unsupported_suffix`), and none belongs to the model.
+_SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "venv", "env", "build", "dist"})
+_SKIPPED_SUFFIXES = (".pyc", ".pyo", ".egg-info", ".swp", "~")
+_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    data: bytes
+    filename: str
+    skipped: tuple[str, ...] = ()
+
+
+def _skipped(relative: Path) -> bool:
+    parts = relative.parts
+    if any(part.startswith(".") for part in parts):  # .git/, .gitignore, .venv/, .DS_Store, .mypy_cache/
+        return True
+    if any(part in _SKIPPED_DIRS or part.endswith(".egg-info") for part in parts):
+        return True
+    return relative.name.endswith(_SKIPPED_SUFFIXES)
+
+
+def upload_filename(name: str, suffix: str) -> str:
+    """A name the bridge accepts (letters, digits, `._-`, starting with one of the first two)."""
+    stem = _FILENAME_CHARS.sub("-", name).strip("-._")[: 127 - len(suffix)] or "project"
+    return f"{stem}{suffix}"
+
+
+def zip_project(path: Path) -> Upload:
+    """A folder becomes a ZIP in memory (without VCS and cache files); a .zip or .py goes as it is."""
     if path.is_dir():
         buffer = io.BytesIO()
+        skipped: list[str] = []
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-                archive.write(file, file.relative_to(path).as_posix())
-        return buffer.getvalue(), f"{path.name or 'project'}.zip"
+            for file in sorted(path.rglob("*")):
+                relative = file.relative_to(path)
+                if file.is_symlink() or _skipped(relative):
+                    if not any(relative.as_posix().startswith(s + "/") for s in skipped):
+                        skipped.append(relative.as_posix())
+                    continue
+                if file.is_file():
+                    archive.write(file, relative.as_posix())
+        return Upload(buffer.getvalue(), upload_filename(path.resolve().name, ".zip"), tuple(skipped))
     if path.suffix in (".zip", ".py"):
-        return path.read_bytes(), path.name
-    raise typer.BadParameter(f"{path} is not a folder, a .zip or a .py file")
+        return Upload(path.read_bytes(), upload_filename(path.stem, path.suffix))
+    raise CliFailure(f"{path} is not a folder, a .zip or a .py file", EXIT_USAGE)
+
+
+_SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 48) -> str:
+    if not values:
+        return ""
+    stride = max(1, -(-len(values) // width))
+    points = values[::stride]
+    low, high = min(points), max(points)
+    span = (high - low) or 1.0
+    return "".join(_SPARKS[min(len(_SPARKS) - 1, int((v - low) / span * (len(_SPARKS) - 1)))] for v in points)
+
+
+def _elapsed(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class Progress:
+    """Prints what a waiting person needs: the stage running now, time in it, the training curve."""
+
+    def __init__(self, echo: Callable[[str], None], *, tick_seconds: float = 30.0) -> None:
+        self.echo = echo
+        self.tick_seconds = tick_seconds
+        self.key: tuple[str, str | None, int | None] | None = None
+        self.since = time.monotonic()
+        self.last_tick = self.since
+        self.curve_shown = False
+
+    def __call__(self, view: dict[str, Any]) -> None:
+        now = time.monotonic()
+        running = view.get("running_stage")
+        key = (view["status"], running, view.get("queue_position"))
+        if key != self.key:
+            self.key, self.since, self.last_tick = key, now, now
+            if view["status"] == "pending":
+                where = f"queue position {view['queue_position']}" if view.get("queue_position") else "queued"
+                self.echo(f"  pending     {where}")
+            elif view["status"] == "running":
+                self.echo(f"  running     {running or ''}")
+            else:
+                self.echo(f"  {view['status']:<11} {view.get('reason_code') or ''}")
+        elif view["status"] in WAITING and now - self.last_tick >= self.tick_seconds:
+            self.last_tick = now
+            self.echo(f"  {view['status']:<11} {running or ''}  still at it after {_elapsed(now - self.since)}")
+        self._curve(view)
+
+    def _curve(self, view: dict[str, Any]) -> None:
+        if self.curve_shown:
+            return
+        for stage in view.get("stages") or []:
+            curve = (stage.get("data") or {}).get("loss_curve") if stage.get("stage") == "train" else None
+            if curve:
+                self.curve_shown = True
+                self.echo(f"  training curve, bits/byte per step: {sparkline(curve)}  {curve[0]:.3f} → {curve[-1]:.3f}")
+                if stage.get("detail"):
+                    self.echo(f"  train       {stage['detail']}")
 
 
 def print_journey(view: dict[str, Any]) -> None:
@@ -98,3 +276,8 @@ def print_journey(view: dict[str, Any]) -> None:
             f"held-out {scores['heldout_bits_per_byte']:.4f}  mode {scores['mode']}  "
             f"score-eligible {scores['score_eligible']}"
         )
+        if not scores["score_eligible"]:
+            typer.echo(
+                "           (a non-scoring smoke run: no weight, no leaderboard; docs/miners.md says how to get"
+                " a scored run)"
+            )

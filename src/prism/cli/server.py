@@ -8,6 +8,7 @@ import typer
 
 from prism.cli import app
 from prism.config import Settings, get_settings, platform_container
+from prism.config_check import configuration_problems
 from prism.errors import ConfigError
 from prism.logs import configure_logging
 from prism.store.db import make_engine
@@ -56,6 +57,9 @@ def run_api(*, host: str | None, port: int | None, with_worker: bool) -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    problems = configuration_problems()
+    if problems:  # found at start, not by the first request that needs the secret
+        raise ConfigError("; ".join(problems))
     problem = official_start_problem(settings)
     if problem is not None:
         raise ConfigError(f"refusing to start in official operation: {problem}")
@@ -79,6 +83,7 @@ def run_api(*, host: str | None, port: int | None, with_worker: bool) -> None:
             port=port,
             log_level=settings.log_level.lower(),
             **uvicorn_limits(settings),
+            log_config=None,  # uvicorn's own lines go through our formatter (JSON with PRISM_LOG_FORMAT=json)
         )
     finally:
         if stop is not None:

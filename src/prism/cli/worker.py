@@ -12,8 +12,12 @@ from pathlib import Path
 import typer
 
 from prism.cli import app
+from prism.cli.client import reports_failures
 from prism.config import Settings, get_settings
+from prism.config_check import configuration_problems
+from prism.errors import ConfigError
 from prism.logs import configure_logging
+from prism.pipeline.review_lane import ReviewLane
 from prism.pipeline.worker import Worker
 from prism.store.db import make_engine, make_session_factory
 from prism.store.migrate import upgrade, upgrade_when_ready
@@ -26,6 +30,12 @@ def _worker(settings: Settings) -> Worker:
     engine = make_engine(settings.resolved_database_url)
     upgrade_when_ready(engine)  # a database outage at start-up is waited out, never an exit
     return Worker(settings, make_session_factory(engine))
+
+
+def start_review_lane(worker: Worker, stop: threading.Event) -> None:
+    """Review verdicts beside the worker, so none waits behind a training run (`review_lane`)."""
+    lane = ReviewLane(worker.settings, worker.sessions)
+    threading.Thread(target=_loop, args=(lane, stop), name="review-lane", daemon=True).start()
 
 
 def _loop(worker: Worker, stop: threading.Event) -> None:
@@ -46,7 +56,9 @@ def _loop(worker: Worker, stop: threading.Event) -> None:
 def start_worker_thread(settings: Settings) -> threading.Event:
     """A worker loop in a daemon thread; set the returned event to stop it."""
     stop = threading.Event()
-    threading.Thread(target=_loop, args=(_worker(settings), stop), name="worker", daemon=True).start()
+    worker = _worker(settings)
+    threading.Thread(target=_loop, args=(worker, stop), name="worker", daemon=True).start()
+    start_review_lane(worker, stop)
     return stop
 
 
@@ -58,6 +70,9 @@ def worker_command(
     """Claim submissions and take each from review to score (runs until stopped)."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    problems = configuration_problems()
+    if problems:  # found at start, not halfway through a submission
+        raise ConfigError("; ".join(problems))
     worker = _worker(settings)
     if once:
         processed = worker.run_once()
@@ -70,6 +85,7 @@ def worker_command(
     # SIGTERM (a deploy, a scale-down): finish the submission in hand, then exit. Ctrl-C stops at
     # once; the lease then runs out and another worker resumes after the last finished stage.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    start_review_lane(worker, stop)
     try:
         _loop(worker, stop)
     except KeyboardInterrupt:
@@ -84,7 +100,7 @@ def _start_background(settings: Settings, host: str, port: int) -> threading.Eve
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, engine=engine), host=host, port=port, log_level="warning")
+        uvicorn.Config(create_app(settings, engine=engine), host=host, port=port, log_level="warning", log_config=None)
     )
     threading.Thread(target=server.run, name="api", daemon=True).start()
     stop = start_worker_thread(settings)
@@ -102,27 +118,26 @@ def _free_port() -> int:
 
 
 @app.command("demo")
+@reports_failures
 def demo(
     project: Path = typer.Option(EXAMPLE, help="Project folder to submit (default: the bundled tiny transformer)."),
     hotkey: str = typer.Option("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY", help="Hotkey to submit as."),
 ) -> None:
     """Start PRISM in-process, submit a project through the bridge, and print its journey to a score."""
-    from prism.cli.client import PrismClient, print_journey, zip_project
+    from prism.cli.client import CliFailure, PrismClient, Progress, exit_code_for, print_journey, zip_project
 
     settings = get_settings()
     configure_logging("WARNING", settings.log_format)
     token = settings.shared_token
     if not token:
-        raise typer.BadParameter("set PRISM_SHARED_TOKEN_FILE (or PRISM_SHARED_TOKEN) first", param_hint="token")
+        raise CliFailure("set PRISM_SHARED_TOKEN_FILE (or PRISM_SHARED_TOKEN) first", 2)
     port = _free_port()
     stop = _start_background(settings, "127.0.0.1", port)
     client = PrismClient(f"http://127.0.0.1:{port}", token)
-    data, filename = zip_project(project)
-    answer = client.submit(data, filename, hotkey)
-    typer.echo(f"submitted {filename} as {answer['id']} ({answer['status']})")
-    final = client.wait(
-        answer["id"], on_change=lambda view: typer.echo(f"  {view['status']:<11} {view['stage'] or ''}")
-    )
-    print_journey(client.full(answer["id"]))
+    upload = zip_project(project)
+    answer = client.submit(upload.data, upload.filename, hotkey)
+    typer.echo(f"submitted {upload.filename} as {answer['id']} ({answer['status']})")
+    final, _ = client.wait(answer["id"], on_view=Progress(typer.echo), full=True)
+    print_journey(final)
     stop.set()
-    raise typer.Exit(0 if final["status"] == "completed" else 1)
+    raise typer.Exit(exit_code_for(final["status"]))

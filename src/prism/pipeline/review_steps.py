@@ -11,12 +11,13 @@ from dataclasses import replace
 
 from sqlalchemy.orm import Session
 
-from prism.evidence import Evidence, evidence_to_json
+from prism.evidence import evidence_to_json
 from prism.intake.errors import IntakeRejected
 from prism.intake.limits import IntakeLimits
 from prism.intake.project import Project
 from prism.intake.project_yaml import parse_project_config
 from prism.pipeline.context import Outcome, StepContext, StepOutcome
+from prism.reasons import qualify
 from prism.review.duplicates import PRIOR_ART_STATUSES, DuplicateReport, decide_source
 from prism.review.llm import LlmReviewConfig, ReviewContext, SimilarSource, review_project
 from prism.review.llm_types import LlmReviewResult
@@ -24,6 +25,8 @@ from prism.review.similarity import fingerprint_project
 from prism.review.similarity_errors import FingerprintError
 from prism.review.static import StaticPolicy
 from prism.review.static import review_project as static_review
+from prism.scoring.claims import REASON_CODE as CLAIMS_REASON
+from prism.scoring.claims import review_claims
 from prism.store.db import run_write
 from prism.store.fingerprints import (
     find_candidates,
@@ -50,7 +53,7 @@ def static_review_step(ctx: StepContext) -> StepOutcome:
     rules = sorted({item.rule_id for item in report.findings})
     return StepOutcome(
         "rejected",
-        reason_code=f"static.{rules[0]}" if len(rules) == 1 else "static.policy_violation",
+        reason_code=qualify("static", rules[0]) if len(rules) == 1 else "static.policy_violation",
         detail=f"static review found {len(report.findings)} violation(s): {', '.join(rules)}",
         evidence=report.findings,
         record={"rules": rules},
@@ -103,17 +106,19 @@ def source_duplicates_step(ctx: StepContext) -> StepOutcome:
 def _llm_outcome(result: LlmReviewResult, *, stage: str) -> StepOutcome:
     record = result.to_json()
     if result.outcome == "reject":
-        return StepOutcome("rejected", f"{stage}.rejected", result.reason, record, result.evidence)
+        return StepOutcome("rejected", qualify(stage, "rejected"), result.reason, record, result.evidence)
     if result.outcome == "quarantine":
-        return StepOutcome("quarantined", f"{stage}.unverified_rejection", result.reason, record, result.evidence)
+        return StepOutcome(
+            "quarantined", qualify(stage, "unverified_rejection"), result.reason, record, result.evidence
+        )
     if result.outcome == "hold":
-        return StepOutcome("held", f"{stage}.unavailable", result.reason, record, result.evidence)
+        return StepOutcome("held", qualify(stage, "unavailable"), result.reason, record, result.evidence)
     detail = {
         "approve": "approved",
         "advisory_pass": "advisory review failed; passed and recorded",
         "disabled": "not configured",
     }.get(result.outcome, result.outcome)
-    return StepOutcome("passed", f"{stage}.{result.outcome}", detail, record, result.evidence)
+    return StepOutcome("passed", qualify(stage, result.outcome), detail, record, result.evidence)
 
 
 def _llm_config(ctx: StepContext) -> LlmReviewConfig:
@@ -135,54 +140,27 @@ def llm_review_step(ctx: StepContext) -> StepOutcome:
     return _llm_outcome(result, stage="llm_review")
 
 
-CLAIM_TOLERANCE = 0.05  # relative; claims are rounded by people, lies are not 5% off
-
-
-def claim_contradictions(
-    project_yaml: str, claims: Mapping[str, object], measured: Mapping[str, object]
-) -> tuple[Evidence, ...]:
-    """Each numeric claim that misses what PRISM measured by more than the tolerance."""
-    lines = project_yaml.splitlines()
-    found = []
-    for key, claimed in sorted(claims.items()):
-        actual = measured.get(key)
-        if isinstance(claimed, bool) or not isinstance(claimed, int | float) or not isinstance(actual, int | float):
-            continue
-        if abs(claimed - actual) <= CLAIM_TOLERANCE * max(abs(actual), 1e-9):
-            continue
-        line = next((i for i, text in enumerate(lines, 1) if text.strip().startswith(f"{key}:")), 0)
-        found.append(
-            Evidence.at(
-                "claims.contradiction",
-                "prism.yaml",
-                line,
-                f"claims {key} = {claimed}, PRISM measured {actual}",
-                snippet=lines[line - 1] if line else "",
-            )
-        )
-    return tuple(found)
-
-
 def claims_review_step(ctx: StepContext) -> StepOutcome:
     """After evaluation: the miner's claims in prism.yaml against what PRISM measured.
 
-    Claims are never scored. Contradictions are computed here, deterministically, and recorded
-    as evidence; the LLM reviewer sees the measured figures and may reject with verified quotes.
+    Claims are never scored. A contradiction is computed here, deterministically, and
+    quarantines the submission with the figures (`scoring/claims.py` says why); an LLM rejection
+    with verified evidence still outranks it. The LLM reviewer sees the measured figures too.
     """
     claims = ctx.project.config.claims
     if not claims:
         return StepOutcome.passed("no claims to review")
     manifest = ctx.records.get("validation", {}).get("manifest", {})
-    measured = {
-        "parameter_count": manifest.get("model", {}).get("parameter_count"),
-        "flops": manifest.get("compute", {}).get("flops"),
-        "flops_per_token": manifest.get("model", {}).get("flops_per_token"),
-        "tokens": manifest.get("compute", {}).get("tokens"),
-        "bits_per_byte": manifest.get("metrics", {}).get("bits_per_byte"),
-        "heldout_bits_per_byte": manifest.get("metrics", {}).get("heldout_bits_per_byte"),
-    }
-    contradictions = claim_contradictions(ctx.project.files.get("prism.yaml", ""), claims, measured)
-    result = review_project(ctx.project, config=_llm_config(ctx), context=ReviewContext(measured=measured))
+    verdict = review_claims(ctx.project.files.get("prism.yaml", ""), claims, manifest)
+    result = review_project(ctx.project, config=_llm_config(ctx), context=ReviewContext(measured=verdict.measured))
     outcome = _llm_outcome(result, stage="claims_review")
-    record = {**outcome.record, "measured": measured, "contradictions": evidence_to_json(contradictions)}
-    return replace(outcome, record=record, evidence=outcome.evidence + contradictions)
+    record = {
+        **outcome.record,
+        "measured": dict(verdict.measured),
+        "contradictions": evidence_to_json(verdict.contradictions),
+    }
+    outcome = replace(outcome, record=record, evidence=outcome.evidence + verdict.contradictions)
+    if verdict.contradicted and outcome.outcome in ("passed", "held"):
+        # Deterministic evidence needs no LLM: quarantine now, with the figures, for an operator.
+        return replace(outcome, outcome="quarantined", reason_code=CLAIMS_REASON, detail=verdict.detail())
+    return outcome
