@@ -114,6 +114,14 @@ class Settings(BaseSettings):
     # "required" forces a tool call; "auto" for servers that reject tool_choice="required".
     llm_tool_choice: Literal["required", "auto"] = "required"
 
+    # Validators (runtime config `validators` says whether they train; docs/architecture.md).
+    # The base URL validators reach PRISM at, e.g. Platform's https://<platform>/challenges/prism.
+    validators_public_url: str | None = None
+    # How long one worker pass waits for validator results before the submission is held and retried.
+    validators_wait_seconds: float = Field(30.0, ge=0)
+    # A validator's result carries the trained weights (base64 in a signed JSON body).
+    validators_max_result_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

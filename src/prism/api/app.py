@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 import prism
-from prism.api import console, errors, metrics, operator, reads, submissions
+from prism.api import console, errors, metrics, operator, reads, submissions, work_units
 from prism.api.state import AppState
 from prism.api.weights import WeightsCache
 from prism.config import Settings, get_settings
@@ -30,4 +30,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(metrics.router)
     app.include_router(operator.router)
     app.include_router(console.router)
+    app.include_router(work_units.router)
     return app

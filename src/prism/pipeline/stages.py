@@ -10,7 +10,6 @@ from prism.pipeline.eval_steps import (
     heldout_step,
     inspect_step,
     score_step,
-    train_step,
     validation_step,
 )
 from prism.pipeline.review_steps import (
@@ -19,6 +18,7 @@ from prism.pipeline.review_steps import (
     source_duplicates_step,
     static_review_step,
 )
+from prism.validators.stage import validator_train_step
 
 Step = Callable[[StepContext], StepOutcome]
 
@@ -28,7 +28,7 @@ STAGES: tuple[tuple[str, Step], ...] = (
     ("llm_review", llm_review_step),
     ("inspect", inspect_step),
     ("graph_duplicates", graph_duplicates_step),  # after inspect, before any training
-    ("train", train_step),
+    ("train", validator_train_step),  # PRISM's sandbox, or validators that must agree (runtime config)
     ("heldout", heldout_step),
     ("validation", validation_step),
     ("claims_review", claims_review_step),  # the miner's claims against what was measured
