@@ -32,7 +32,7 @@ from prism.evaluation.metrics import LossCurve
 from prism.evaluation.phase import LOSS_CURVE_FILE, WEIGHTS_FILE
 from prism.evaluation.results import InspectResult, TrainResult
 from prism.evaluation.runner import run_train, verified_artifact
-from prism.evidence import Evidence
+from prism.evidence import Evidence, evidence_from_json
 from prism.pipeline.context import StepContext, StepOutcome
 from prism.pipeline.eval_steps import JOB_RECORD, load_job, train_step
 from prism.runtime_config import ValidatorPolicy
@@ -227,6 +227,8 @@ def _agreed(ctx: StepContext, job: EvaluationJob, decision: Decision, reference:
         if reference is None:
             assert decision.chosen is not None
             chosen = results[decision.chosen]
+            if chosen.status != "ok":
+                return _agreed_refusal(decision, chosen)
             train = TrainResult.from_json(chosen.figures["train"])
             _write_verified(job, {LOSS_CURVE_FILE: chosen.loss_curve, WEIGHTS_FILE: chosen.weights})
             source = {"unit_id": chosen.unit_id, "validator": chosen.validator_hotkey}
@@ -252,6 +254,20 @@ def _agreed(ctx: StepContext, job: EvaluationJob, decision: Decision, reference:
             },
         },
     )
+
+
+def _agreed_refusal(decision: Decision, chosen: ValidatorResult) -> StepOutcome:
+    """Independent validators agree the harness rejected the model, or that the model crashed."""
+    code = chosen.reason_code or "validators.agreed"
+    note = f"{decision.explanation}: {chosen.status} ({code}); units {', '.join(decision.agreeing)}"
+    record = {
+        "validators": {"decision": decision.kind, "agreeing": list(decision.agreeing), "figures": list(decision.table)}
+    }
+    if chosen.status == "failed":
+        return StepOutcome("failed", code, note, record)
+    reported = evidence_from_json(chosen.figures.get("evidence") or [])
+    evidence = (*reported, Evidence.at("validators.agreed_rejection", "<validators>", 0, note))
+    return StepOutcome("rejected", code, note, record, evidence)
 
 
 def _write_verified(job: EvaluationJob, files: Mapping[str, bytes | None]) -> None:
