@@ -55,3 +55,9 @@ def serve(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# The worker fixtures (fast budgets, a locked dataset, the database) shared with tests/pipeline.
+from tests.pipeline.conftest import dataset_dir, worker_sessions, worker_settings  # noqa: E402
+
+__all__ = ["dataset_dir", "worker_sessions", "worker_settings"]

@@ -122,6 +122,12 @@ def _audit(ctx: StepContext, job: EvaluationJob) -> Claim:
     return Claim("prism", "prism", "ok", None, train.to_json(), {}, curve)
 
 
+def _write_lock(session: Session) -> None:
+    """SQLite: these transactions read, then write; take the write lock at BEGIN so a concurrent
+    commit (the worker's own heartbeat) cannot make the upgrade fail (no-op on PostgreSQL)."""
+    session.connection(execution_options={"immediate": True})
+
+
 def _claim(result: ValidatorResult) -> Claim:
     figures = result.figures
     curve = None
@@ -153,6 +159,7 @@ def _pass(
     """One look at the results; opens the units still needed. Returns the decision and whether
     no further unit can be opened."""
     with ctx.sessions() as session, session.begin():
+        _write_lock(session)
         unit_store.expire_leases(session, ctx.submission.id)
         results = unit_store.results_of(session, ctx.submission.id)
         invalid: dict[str, tuple[str, str]] = {}
@@ -217,6 +224,7 @@ def _note_flagged(session: Session, submission_id: str, flagged: list[str]) -> N
 
 def _agreed(ctx: StepContext, job: EvaluationJob, decision: Decision, reference: Claim | None) -> StepOutcome:
     with ctx.sessions() as session, session.begin():
+        _write_lock(session)
         results = {r.unit_id: r for r in unit_store.results_of(session, ctx.submission.id)}
         verdicts = {uid: ("agreed", decision.explanation) for uid in decision.agreeing}
         verdicts.update({uid: ("odd_one_out", why) for uid, why in decision.odd.items()})
