@@ -58,6 +58,6 @@ def serve(app: FastAPI) -> Iterator[str]:
 
 
 # The worker fixtures (fast budgets, a locked dataset, the database) shared with tests/pipeline.
-from tests.pipeline.conftest import dataset_dir, worker_sessions, worker_settings  # noqa: E402
+from tests.pipeline.conftest import api, dataset_dir, worker_sessions, worker_settings  # noqa: E402
 
-__all__ = ["dataset_dir", "worker_sessions", "worker_settings"]
+__all__ = ["api", "dataset_dir", "worker_sessions", "worker_settings"]
