@@ -23,6 +23,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -34,7 +35,7 @@ from prism.evaluation.results import InspectResult, TrainResult
 from prism.evaluation.runner import run_train, verified_artifact
 from prism.evidence import Evidence, evidence_from_json
 from prism.pipeline.context import StepContext, StepOutcome
-from prism.pipeline.eval_steps import JOB_RECORD, load_job, train_step
+from prism.pipeline.eval_steps import JOB_RECORD, choose_mode, load_job, train_step
 from prism.runtime_config import ValidatorPolicy
 from prism.store.lifecycle import audit
 from prism.store.models import Submission
@@ -101,12 +102,23 @@ def _fresh_data_order(ctx: StepContext, job: EvaluationJob) -> EvaluationJob:
     # Units already out (this work directory was rebuilt) keep the order they were given.
     seed = int(units[0].job["budget"]["data_order_seed"]) if units else secrets.randbits(62)
     job = replace(job, budget=job.budget.model_copy(update={"data_order_seed": seed}))
-    path = ctx.work_dir / JOB_RECORD
+    save_job(ctx.work_dir / JOB_RECORD, job)
+    marker.write_text("1", encoding="utf-8")
+    return job
+
+
+def on_this_host(ctx: StepContext, job: EvaluationJob) -> EvaluationJob:
+    """The job as PRISM's own host runs it: without GPUs unless this host (or its broker) has them."""
+    if choose_mode(ctx.settings.sandbox_backend, ctx.runtime_config) == "official":
+        return job
+    return replace(job, gpu_count=0, gpu_type=None)
+
+
+def save_job(path: Path, job: EvaluationJob) -> None:
+    """The job record the later stages load (owner-only: it holds the probe seed)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(job.to_json(), handle)
-    marker.write_text("1", encoding="utf-8")
-    return job
 
 
 def _audit(ctx: StepContext, job: EvaluationJob) -> Claim:
@@ -116,7 +128,7 @@ def _audit(ctx: StepContext, job: EvaluationJob) -> Claim:
         train = TrainResult.from_json(json.loads(record.read_text(encoding="utf-8")))
     else:
         inspect = InspectResult.from_json(ctx.records["inspect"]["inspect"])
-        train = run_train(job, ctx.project, ctx.sandbox, inspect)
+        train = run_train(on_this_host(ctx, job), ctx.project, ctx.sandbox, inspect)
         record.write_text(json.dumps(train.to_json()), encoding="utf-8")
     curve = LossCurve.decode(verified_artifact(job, "train", LOSS_CURVE_FILE).read_bytes())
     return Claim("prism", "prism", "ok", None, train.to_json(), {}, curve)

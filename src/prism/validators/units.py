@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from prism.runtime_config import ValidatorPolicy
 from prism.store.base import utcnow
+from prism.store.models import Submission, SubmissionStatus
 from prism.store.validators import (
     UnitStatus,
     ValidatorNonce,
@@ -42,6 +43,7 @@ from prism.validators.signing import Envelope
 RESULT_STATUSES = ("ok", "rejected", "failed")
 ARTIFACTS = ("loss_curve", "weights")
 LIVE = (UnitStatus.OPEN.value, UnitStatus.LEASED.value)
+WAITING = (SubmissionStatus.PENDING.value, SubmissionStatus.RUNNING.value, SubmissionStatus.HELD.value)
 
 
 def open_units(
@@ -118,10 +120,13 @@ def close_open_units(session: Session, submission_id: str) -> None:
 
 
 def listed_units(session: Session, *, limit: int = 500) -> list[ValidatorUnit]:
+    """Units waiting for or held by a validator, of submissions still being evaluated (an
+    operator's rejection of a held submission withdraws its units from the listing)."""
     return list(
         session.scalars(
             select(ValidatorUnit)
-            .where(ValidatorUnit.status.in_(LIVE))
+            .join(Submission, Submission.id == ValidatorUnit.submission_id)
+            .where(ValidatorUnit.status.in_(LIVE), Submission.status.in_(WAITING))
             .order_by(ValidatorUnit.created_at, ValidatorUnit.id)
             .limit(limit)
         )
