@@ -7,6 +7,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -243,3 +244,30 @@ def test_embedded_mode_takes_no_validator_results(client: TestClient, db: sessio
     response = claim(client, key("honest1"), unit_id, archive)
     assert response.status_code == 403 and response.json()["error"]["code"] == "validators_disabled"
     assert json.loads(client.get("/internal/v1/validators", headers=AUTH).text) == {"validators": []}
+
+
+def test_the_holder_renews_its_lease_and_nobody_else_can(
+    client: TestClient, units: tuple[str, list[str], str], db: sessionmaker[Session]
+) -> None:
+    _, ids, archive = units
+    honest = key("honest1")
+    answer = claim(client, honest, ids[0], archive).json()
+    assert answer["lease_seconds"] == 600 and answer["progress_path"].endswith(f"{ids[0]}/progress")
+    with db() as session, session.begin():
+        unit = session.get(ValidatorUnit, ids[0])
+        assert unit is not None
+        unit.lease_expires_at = unit_store.utcnow() + timedelta(seconds=5)
+    renewed = client.post(answer["progress_path"], json=envelope(honest, "progress", ids[0], archive))
+    assert renewed.status_code == 200
+    with db() as session:
+        unit = session.get(ValidatorUnit, ids[0])
+        assert unit is not None and unit.lease_expires_at is not None
+        assert unit.lease_expires_at > unit_store.utcnow() + timedelta(seconds=500)
+    other = client.post(answer["progress_path"], json=envelope(key("honest2"), "progress", ids[0], archive))
+    assert other.status_code == 403 and other.json()["error"]["code"] == "unit_not_assigned"
+    with db() as session, session.begin():
+        unit = session.get(ValidatorUnit, ids[0])
+        assert unit is not None
+        unit.lease_expires_at = unit_store.utcnow() - timedelta(seconds=1)
+    late = client.post(answer["progress_path"], json=envelope(honest, "progress", ids[0], archive))
+    assert late.status_code == 410 and late.json()["error"]["code"] == "lease_expired"

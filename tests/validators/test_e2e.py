@@ -61,7 +61,7 @@ def _status(sessions: sessionmaker[Session], submission_id: str) -> str:
 def test_upload_to_weights_through_validators_that_lie_and_go_silent(
     worker_settings: Settings, worker_sessions: sessionmaker[Session], dataset_dir: Path, tmp_path: Path
 ) -> None:
-    use_runtime_config(worker_sessions, validators_config(lease_seconds=8, max_units=8))
+    use_runtime_config(worker_sessions, validators_config(lease_seconds=12, max_units=8))
     settings = worker_settings.model_copy(update={"validators_wait_seconds": 400.0})
     processes: list[subprocess.Popen[bytes]] = []
     with live_server(settings) as prism_url:

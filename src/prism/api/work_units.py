@@ -55,7 +55,7 @@ _ENVELOPE_BODY: dict[str, Any] = {
                         "signature",
                     ],
                     "properties": {
-                        "kind": {"type": "string", "enum": ["claim", "archive", "result"]},
+                        "kind": {"type": "string", "enum": ["claim", "archive", "progress", "result"]},
                         "work_unit_id": {"type": "string"},
                         "archive_sha256": {"type": "string"},
                         "validator_hotkey": {"type": "string"},
@@ -82,6 +82,7 @@ def paths(unit: ValidatorUnit) -> dict[str, str]:
     return {
         "claim_path": f"/v1/validators/work_units/{unit.id}/claim",
         "archive_path": f"/v1/validators/archives/{unit.archive_sha256}",
+        "progress_path": f"/v1/validators/work_units/{unit.id}/progress",
         "result_path": f"/v1/validators/work_units/{unit.id}/result",
     }
 
@@ -197,6 +198,7 @@ def _claim(session: Session, envelope: Envelope, settings: Settings) -> dict[str
         "work_unit_id": unit.id,
         "archive_sha256": unit.archive_sha256,
         "lease_expires_at": unit.lease_expires_at.isoformat() if unit.lease_expires_at else None,
+        "lease_seconds": load_runtime_config(session).config.validators.lease_seconds,
         # Secret to this unit: the steps and positions its causality probes use.
         "job": {**unit.job, "probe_seed": unit.probe_seed},
         **paths(unit),
@@ -247,6 +249,35 @@ async def fetch_archive(sha256: str, request: Request, session: Annotated[Sessio
     envelope = await _envelope(request, "archive", ENVELOPE_LIMIT, None)
     data = await run_in_threadpool(_archive, session, envelope, app_state(request).settings, sha256)
     return Response(data, media_type="application/zip", headers={"X-Archive-Sha256": envelope.archive_sha256})
+
+
+def _progress(session: Session, envelope: Envelope, settings: Settings) -> dict[str, Any]:
+    try:
+        _admitted(session, envelope, settings)
+        unit = unit_store.renew(session, envelope, load_runtime_config(session).config.validators)
+    except ValidatorRefused as exc:
+        session.rollback()
+        raise _refused(exc) from exc
+    answer = {
+        "work_unit_id": unit.id,
+        "lease_expires_at": unit.lease_expires_at.isoformat() if unit.lease_expires_at else None,
+    }
+    session.commit()
+    return answer
+
+
+@router.post(
+    "/v1/validators/work_units/{unit_id}/progress",
+    tags=["validators"],
+    summary="A validator renews the lease of the unit it is running (signed envelope)",
+    openapi_extra=_ENVELOPE_BODY,
+)
+async def renew_lease(
+    unit_id: str, request: Request, session: Annotated[Session, Depends(session_scope)]
+) -> dict[str, Any]:
+    envelope = await _envelope(request, "progress", ENVELOPE_LIMIT, unit_id)
+    answer: dict[str, Any] = await run_in_threadpool(_progress, session, envelope, app_state(request).settings)
+    return answer
 
 
 def _result(session: Session, envelope: Envelope, settings: Settings) -> dict[str, Any]:

@@ -5,7 +5,8 @@ awaits it with the assignment's `work_unit_id` and `payload` and the validator's
 module does the work:
 
 1. claim the unit at PRISM (signed envelope) → the job: budgets, seeds, GPU profile, the unit's
-   own probe seed, the dataset fingerprint;
+   own probe seed, the dataset fingerprint; the lease is renewed (signed `progress`) while the
+   unit runs;
 2. fetch the archive by its sha256 (signed) and check the bytes against it;
 3. read it with PRISM's intake (in memory; nothing is imported here) and run the challenge-owned
    harness — `inspect` and `train`, the same `prism.evaluation.runner` PRISM runs — on the
@@ -26,9 +27,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +54,7 @@ from prism.sandbox import get_sandbox
 from prism.sandbox.spec import Sandbox
 from prism.validators.signing import Kind, ValidatorKey
 
+log = logging.getLogger(__name__)
 HTTP_TIMEOUT = 60.0
 JOB_FIELDS = (
     "submission_id",
@@ -165,11 +169,20 @@ def run_unit(
         raise DispatchError("the archive PRISM sent does not match its sha256")
     project = read_project(archive, str(answer["job"]["filename"]), limits=IntakeLimits.from_settings(setup.settings))
     scratch = Path(tempfile.mkdtemp(prefix="prism-validator-", dir=_scratch_root(setup.settings)))
+    renewing = threading.Event()
+    renewer = threading.Thread(
+        target=_renew,
+        args=(client, str(answer["progress_path"]), float(answer["lease_seconds"]), renewing),
+        daemon=True,
+    )
+    renewer.start()
     try:
         scratch.chmod(0o755)
         job = _job(answer, setup.settings, scratch)
         result = _evaluate(job, project, sandbox)
     finally:
+        renewing.set()
+        renewer.join(timeout=HTTP_TIMEOUT)
         shutil.rmtree(scratch, ignore_errors=True)
     posted: dict[str, Any] = client.post(str(answer["result_path"]), "result", result).json()
     train = result.get("figures", {}).get("train", {})
@@ -179,6 +192,15 @@ def run_unit(
         "bits_per_byte": train.get("bits_per_byte"),
         "prism": posted,
     }
+
+
+def _renew(client: PrismClient, path: str, lease_seconds: float, stop: threading.Event) -> None:
+    """Keep the unit's lease while the run lasts (a third of the lease between renewals)."""
+    while not stop.wait(max(1.0, lease_seconds / 3)):
+        try:
+            client.post(path, "progress", {})
+        except DispatchError:
+            log.warning("could not renew the lease of %s", client.work_unit_id)
 
 
 def _scratch_root(settings: Settings) -> Path:

@@ -28,8 +28,8 @@ import sr25519
 
 from prism.api.signatures import InvalidHotkey, ss58_decode, ss58_encode, verify_signature
 
-Kind = Literal["claim", "archive", "result"]
-KINDS: tuple[Kind, ...] = ("claim", "archive", "result")
+Kind = Literal["claim", "archive", "progress", "result"]
+KINDS: tuple[Kind, ...] = ("claim", "archive", "progress", "result")
 
 
 class EnvelopeError(ValueError):

@@ -7,8 +7,8 @@ Every rule that decides whether a validator's request counts lives here, over on
   archive fetch or result for it is refused (`unit_not_assigned`);
 - one validator evaluates a submission at most once (`not_independent`): agreement needs
   independent runs;
-- a unit takes exactly one result (`already_reported`); a lease that ran out takes none
-  (`lease_expired`) and a replacement unit is opened for another validator;
+- a unit takes exactly one result (`already_reported`); a lease that ran out (the validator
+  stopped renewing it) takes none (`lease_expired`) and a replacement unit is opened;
 - each (validator, nonce) works once (`replayed`).
 """
 
@@ -201,6 +201,15 @@ def claim(session: Session, envelope: Envelope, policy: ValidatorPolicy) -> Vali
     unit.validator_hotkey = envelope.validator_hotkey
     unit.leased_at = now
     unit.lease_expires_at = now + timedelta(seconds=policy.lease_seconds)
+    session.flush()
+    return unit
+
+
+def renew(session: Session, envelope: Envelope, policy: ValidatorPolicy) -> ValidatorUnit:
+    """The validator is still working: its lease runs `lease_seconds` from now. A silent
+    validator stops renewing, and its unit expires."""
+    unit = assigned_unit(session, envelope)
+    unit.lease_expires_at = utcnow() + timedelta(seconds=policy.lease_seconds)
     session.flush()
     return unit
 
