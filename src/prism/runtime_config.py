@@ -160,7 +160,7 @@ class ValidatorPolicy(_Section):
     # docs/architecture.md); the defaults leave room for GPU kernels that differ between models.
     bpb_abs_tolerance: float = Field(2e-3, ge=0, le=1)
     curve_abs_tolerance: float = Field(2e-2, ge=0, le=8)
-    lease_seconds: int = Field(1800, ge=5)
+    lease_seconds: int = Field(300, ge=5)  # renewed by the validator every third of it
     # Units opened for one submission, replacements and tie-breakers included.
     max_units: int = Field(6, ge=1, le=32)
     audit_rate: float = Field(0.0, ge=0, le=1)
