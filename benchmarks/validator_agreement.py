@@ -7,7 +7,7 @@ CPU count), and nothing at all (a second run on the same host). Prints, against 
 the gap in prequential bits per byte, the worst per-step loss gap in bits, and whether the
 trained weights are bit-identical.
 
-    .venv/bin/python benchmarks/validator_agreement.py [--tokens 16384]
+    .venv/bin/python benchmarks/validator_agreement.py [--tokens 8192]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ EXAMPLE = ROOT / "examples" / "tiny_transformer"
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tokens", type=int, default=16384)
+    parser.add_argument("--tokens", type=int, default=8192)
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="prism-agreement-"))
     scratch.chmod(0o755)
