@@ -218,3 +218,30 @@ def test_a_result_for_another_model_is_invalid_and_never_counts(
 
 def _job(ctx: StepContext) -> Any:
     return load_job(ctx)
+
+
+def test_an_audited_submission_is_decided_by_prisms_own_run(
+    api: TestClient, worker_settings: Settings, worker_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    ctx = _context(api, worker_settings, worker_sessions, tmp_path, mode="both", quorum=1, audit_rate=1.0)
+    honest = _result()
+    # PRISM's own run of the submission, as `run_train` leaves it (kept across passes).
+    (ctx.work_dir / "audit.json").write_text(json.dumps(honest["figures"]["train"]))
+    verified = ctx.work_dir / "train" / "verified"
+    verified.mkdir(parents=True)
+    (verified / LOSS_CURVE_FILE).write_bytes(base64.b64decode(honest["artifacts"]["loss_curve"]))
+
+    assert validator_train_step(ctx).reason_code == "validators.awaiting"
+    (first,) = _open(worker_sessions, ctx.submission.id)
+    _report(worker_sessions, ctx, first, key("liar"), _result(scale=0.8))
+    held = validator_train_step(ctx)
+    assert held.reason_code == "validators.disagree"  # the only validator contradicts PRISM's run
+    (second,) = _open(worker_sessions, ctx.submission.id)
+    _report(worker_sessions, ctx, second, key("honest1"), _result())
+    passed = validator_train_step(ctx)
+    assert passed.outcome == "passed" and passed.record["validators"]["source"] == {
+        "unit_id": "prism",
+        "validator": "prism",
+    }
+    assert set(passed.record["validators"]["odd_one_out"]) == {first}
+    assert not (verified / WEIGHTS_FILE).exists()  # PRISM's own artifacts are the ones kept

@@ -71,7 +71,11 @@ def validator_train_step(ctx: StepContext) -> StepOutcome:
     job = load_job(ctx)
     inspect = InspectResult.from_json(ctx.records["inspect"]["inspect"])
     job = _fresh_data_order(ctx, job)
-    reference = _audit(ctx, job) if audited(ctx.submission.id, policy) else None
+    if audited(ctx.submission.id, policy):
+        _first_units(ctx, job, policy)  # validators start while PRISM runs its own audit
+        reference: Claim | None = _audit(ctx, job)
+    else:
+        reference = None
     expected = Expected(
         parameter_count=inspect.parameter_count,
         graph_hash=inspect.architecture_graph_hash,
@@ -219,6 +223,14 @@ def _open_needed(
             count=count,
         )
     return live + count == 0
+
+
+def _first_units(ctx: StepContext, job: EvaluationJob, policy: ValidatorPolicy) -> None:
+    with ctx.sessions() as session, session.begin():
+        _write_lock(session)
+        if not unit_store.units_of(session, ctx.submission.id):
+            waiting = Decision("waiting", None, (), {}, (), "")
+            _open_needed(session, ctx, job, policy, waiting, 0)
 
 
 def _note_flagged(session: Session, submission_id: str, flagged: list[str]) -> None:
