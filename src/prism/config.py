@@ -195,6 +195,13 @@ class Settings(BaseSettings):
     # Clean-up: work dirs of failed/rejected submissions (and stray sandbox temp dirs and empty
     # job cgroups) are kept this long for an operator to inspect, then removed.
     work_retention_hours: float = Field(24.0, ge=0)
+    # Validators (runtime config `validators` says whether they train; docs/architecture.md).
+    # The base URL validators reach PRISM at, e.g. Platform's https://<platform>/challenges/prism.
+    validators_public_url: str | None = None
+    # How long one worker pass waits for validator results before the submission is held and retried.
+    validators_wait_seconds: float = Field(30.0, ge=0)
+    # A validator's result carries the trained weights (base64 in a signed JSON body).
+    validators_max_result_bytes: int = Field(256 * 1024 * 1024, ge=1024)
 
     @property
     def resolved_database_url(self) -> str:

@@ -144,12 +144,49 @@ class RewardPolicy(_Section):
         return 1.0 - self.owner_share
 
 
+class ValidatorPolicy(_Section):
+    """Who trains: PRISM's own sandbox (`embedded`), Platform's validators, or both (docs/architecture.md).
+
+    A validator's figure is a claim: it counts only from a hotkey in `allowed_hotkeys`, and a
+    score needs `quorum` results from distinct validators that agree within the tolerances.
+    `both` also re-runs training on PRISM's own sandbox for a fraction `audit_rate` of the
+    submissions and requires the validators' figure to agree with PRISM's.
+    """
+
+    mode: Literal["embedded", "validators", "both"] = "embedded"
+    allowed_hotkeys: tuple[str, ...] = ()
+    quorum: int = Field(2, ge=1, le=8)
+    # Measured: the same unit on two hosts gives the same prequential bpb to ~1e-6 (see
+    # docs/architecture.md); the defaults leave room for GPU kernels that differ between models.
+    bpb_abs_tolerance: float = Field(2e-3, ge=0, le=1)
+    curve_abs_tolerance: float = Field(2e-2, ge=0, le=8)
+    lease_seconds: int = Field(300, ge=5)  # renewed by the validator every third of it
+    # Units opened for one submission, replacements and tie-breakers included.
+    max_units: int = Field(6, ge=1, le=32)
+    audit_rate: float = Field(0.0, ge=0, le=1)
+    # A validator whose result disagreed with the agreeing group this many times is flagged.
+    odd_one_out_flag: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _nobody_alone(self) -> ValidatorPolicy:
+        if self.mode == "validators" and self.quorum < 2:
+            raise ValueError("validators mode needs quorum >= 2: no single validator is trusted alone")
+        if self.mode == "both" and self.quorum < 2 and self.audit_rate < 1.0:
+            raise ValueError("both mode with quorum 1 needs audit_rate 1.0 (PRISM re-runs every submission)")
+        if self.mode != "embedded" and not self.allowed_hotkeys:
+            raise ValueError("validator modes need allowed_hotkeys (the validators whose results count)")
+        if self.max_units < self.quorum:
+            raise ValueError("max_units must be at least quorum")
+        return self
+
+
 class RuntimeConfig(_Section):
     gpu: GpuPolicy = GpuPolicy()
     evaluation: EvaluationBudget = EvaluationBudget()
     llm_review_policy: LlmReviewPolicy = LlmReviewPolicy()
     similarity: SimilarityPolicy = SimilarityPolicy()
     rewards: RewardPolicy = RewardPolicy()
+    validators: ValidatorPolicy = ValidatorPolicy()
 
 
 DEFAULT_RUNTIME_CONFIG = RuntimeConfig()

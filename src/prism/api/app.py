@@ -19,6 +19,7 @@ from prism.api import (
     reads,
     runtime_config_routes,
     submissions,
+    work_units,
 )
 from prism.api.proxy_guard import ProxyGuard
 from prism.api.state import AppState
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(public_pages.router)
     openapi_docs.install(app)
     app.include_router(platform_routes.router)
+    app.include_router(work_units.router)
     # Outermost: operator surfaces closed to Platform's public proxy, login throttle, no compression.
     app.add_middleware(ProxyGuard, settings=settings)
     return app
