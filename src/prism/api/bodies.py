@@ -21,6 +21,7 @@ MAX_EPOCH = 2**31 - 1  # ~290,000 years of 72-minute epochs; larger cannot be a 
 MAX_JSON_DEPTH = 32
 MAX_JSON_INT_DIGITS = 19  # within a signed 64-bit integer, which every JSON reader keeps exact
 MAX_JSON_INT = 2**63 - 1
+MAX_JSON_FLOAT = float(2**53)
 _REQUEST_HASH = re.compile(r"^(?:sha256:)?[0-9a-fA-F]{64}$")
 
 
@@ -36,6 +37,10 @@ def _finite_float(text: str) -> float:
     value = float(text)
     if value != value or value in (float("inf"), float("-inf")):
         raise _Refused(f"the number {text[:32]} is not finite")
+    if abs(value) >= MAX_JSON_FLOAT:
+        # PostgreSQL keeps JSON numbers as decimals: past 2^53 a float would come back as a
+        # different number. Refused whole rather than stored changed.
+        raise _Refused(f"the number {text[:32]} is outside ±2^53, where it cannot be kept exactly")
     return value
 
 

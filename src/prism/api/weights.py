@@ -112,7 +112,7 @@ def _refresh_loop(ref: weakref.ReferenceType[WeightsCache], stop: threading.Even
     # Holds the cache weakly: an app that is gone (tests make many) ends its refresher.
     while not stop.is_set():
         cache = ref()
-        if cache is None:
+        if cache is None or stop.is_set():
             return
         cache.refresh()
         interval = cache.settings.weights_refresh_seconds
@@ -144,9 +144,14 @@ class WeightsCache:
             )
             self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, *, wait: float = 5.0) -> None:
+        """Stop the refresher; waits (bounded) for a refresh in flight to end, so nothing reads
+        the database after the app has shut down."""
         self._stop.set()
         self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=wait)
 
     def invalidate(self) -> None:
         """Something changed here (an operator action): refresh now rather than at the next tick."""
