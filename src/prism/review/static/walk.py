@@ -13,6 +13,7 @@ import ast
 import re
 
 from prism.review.static.allowlist import COMPUTED_LOOKUP_MODULES, DECORATOR_ONLY, ENUM_CLASSES
+from prism.review.static.bindings import library_value, patches
 from prism.review.static.findings import FileFindings
 from prism.review.static.policy import (
     ALLOWED_DUNDER_ATTRIBUTES,
@@ -23,7 +24,7 @@ from prism.review.static.policy import (
     REFLECTIVE_CALLS,
 )
 from prism.review.static.resolve import Denied, Ref, import_module
-from prism.review.static.scope import Interest, Scope, children, index
+from prism.review.static.scope import Interest, Scope, index
 from prism.review.static.state import FORMAT_METHODS, ProjectState, import_statements, plain_fields, safe_prefix
 
 _BLOB = re.compile(r"[A-Za-z0-9+/=_\-]+")
@@ -328,53 +329,13 @@ class FileWalk:
             self.state.defined_private.add(node.attr)
         if _dunder(node.attr) and node.attr not in ALLOWED_DUNDER_DEFINITIONS:
             self.out.add("static.attribute.dunder", node, f"assigning {node.attr} rewires an object")
-        if self._patches(node.value, base, node):
+        if patches(self, node.value, base, node):
             self.out.add(
                 "static.monkeypatch",
                 node,
                 "assigning to or deleting an attribute of an imported module or library class changes code "
                 "the harness relies on",
             )
-
-    def _patches(self, target: ast.expr, base: Ref | None, node: ast.AST | None = None) -> bool:
-        """Whether the object written to may be a library module or class.
-
-        Unknown is untrusted: the base counts as a library value when a library reference or an
-        alias of one appears anywhere in it (`[nn.Linear][0]`, `getattr(nn, "Linear")`,
-        `(L := nn.Linear)`, `type(x)`), except as the callee of a call (`torch.zeros(3)` is a
-        new tensor). Attribute names bound to library values anywhere in the project
-        (`self.cls = nn.Linear`) are checked once every file is read (`node` given).
-        """
-        if base is not None and base.kind != "project_member":
-            return True
-        attrs: set[str] = set()
-        pending: list[ast.AST] = [target]
-        while pending:
-            sub = pending.pop()
-            kind = type(sub)
-            if kind is _NAME:
-                name = sub.id  # type: ignore[attr-defined]
-                ref = self.aliases.get(name) or self.imports.get(name)
-                if ref is not None and ref.is_library:
-                    return True
-            elif kind is _ATTRIBUTE:
-                attrs.add(sub.attr)  # type: ignore[attr-defined]
-                pending.append(sub.value)  # type: ignore[attr-defined]
-            elif kind is _CALL:
-                func = sub.func  # type: ignore[attr-defined]
-                if isinstance(func, ast.Name) and func.id == "type":
-                    return True
-                pending.extend(sub.args)  # type: ignore[attr-defined]
-                pending.extend(k.value for k in sub.keywords)  # type: ignore[attr-defined]
-                if not isinstance(func, ast.Name | ast.Attribute):
-                    pending.append(func)
-            elif kind is ast.Lambda:
-                pending.append(sub.body)  # type: ignore[attr-defined]
-            else:
-                pending.extend(children(sub))
-        if attrs and node is not None:
-            self.state.pending_patches.append((self.out, node, frozenset(attrs)))
-        return False
 
     # ---- calls ---------------------------------------------------------------------------
     def _on_call(self, node: ast.Call, scope: Scope | None) -> None:
@@ -485,7 +446,7 @@ class FileWalk:
                 "use a dict from names to functions ({'gelu': F.gelu, ...}), or call `getattr(F, name)(x)` at once",
             )
             return
-        if name in ("setattr", "delattr") and self._patches(target, ref):
+        if name in ("setattr", "delattr") and patches(self, target, ref):
             self.out.add("static.monkeypatch", node, f"{name} on an imported module or library class")
 
     def _format(self, node: ast.Call, func: ast.Attribute) -> None:
@@ -685,48 +646,10 @@ class FileWalk:
 
         The value is resolved here, before the walk reaches it, so that its reference is known.
         """
-        ref = self._library_value(node.value, scope)
+        ref = library_value(self, node.value, scope)
         if ref is not None:
             for target in node.targets:  # `a = b = nn.Linear` binds both
                 self._alias_targets(target, ref, class_level=scope is None)
-
-    def _library_value(self, value: ast.expr, scope: Scope | None, depth: int = 0) -> Ref | None:
-        """A library module or member the expression may evaluate to (`nn.Linear`, `getattr(nn,
-        "Linear")`, `a if c else nn.Linear`, `[nn.Linear, nn.Conv1d]`), else None."""
-        if depth > 8:
-            return None
-        if isinstance(value, ast.Name | ast.Attribute):
-            ref = self.resolve(value, scope)
-            return ref if ref is not None and ref.is_library else None
-        if isinstance(value, ast.Call):
-            func, args = value.func, value.args
-            if not (isinstance(func, ast.Name) and func.id == "getattr" and len(args) >= 2):
-                return None
-            base = self.resolve(args[0], scope) if isinstance(args[0], ast.Name | ast.Attribute) else None
-            name = args[1]
-            if base is None or not base.is_library or not isinstance(name, ast.Constant):
-                return None
-            if not isinstance(name.value, str):
-                return None
-            return Ref("member", f"{base.path}.{name.value}")
-        parts: list[ast.expr]
-        if isinstance(value, ast.IfExp):
-            parts = [value.body, value.orelse]
-        elif isinstance(value, ast.BoolOp):
-            parts = list(value.values)
-        elif isinstance(value, ast.Tuple | ast.List | ast.Set):
-            parts = [e.value if isinstance(e, ast.Starred) else e for e in value.elts]
-        elif isinstance(value, ast.Dict):
-            parts = list(value.values)
-        elif isinstance(value, ast.Subscript):
-            parts = [value.value]
-        else:
-            return None
-        for part in parts:
-            ref = self._library_value(part, scope, depth + 1)
-            if ref is not None:
-                return ref
-        return None
 
     def _alias_targets(self, target: ast.expr, ref: Ref, *, class_level: bool = False) -> None:
         """Names bound to a library value; attribute names too (`self.cls = nn.Linear`, a class
