@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import re
 
-from prism.review.static.allowlist import COMPUTED_LOOKUP_MODULES, DECORATOR_ONLY, ENUM_CLASSES
+from prism.review.static.allowlist import COMPUTED_LOOKUP_MODULES, DECORATOR_ONLY, ENUM_CLASSES, WRAPPER_CALLS
 from prism.review.static.bindings import library_value, patches
 from prism.review.static.findings import FileFindings
 from prism.review.static.policy import (
@@ -40,7 +40,14 @@ _UNKNOWN = object()
 _MODULE_KINDS = ("module", "project_module")
 # Callees `_on_call` has a rule for: reflective builtins, `type(...)`, `.format`, `.type(...)`,
 # and the enum classes (whose call with a name and members is the functional API).
-_JUDGED_CALLS = REFLECTIVE_CALLS | {"type"} | FORMAT_METHODS | {name.split(".")[1] for name in ENUM_CLASSES}
+_JUDGED_CALLS = (
+    REFLECTIVE_CALLS
+    | {"type"}
+    | FORMAT_METHODS
+    | {name.split(".")[1] for name in ENUM_CLASSES}
+    | {name.split(".")[1] for name in WRAPPER_CALLS}
+)
+_WRAPPER_HINT = "call `functools.wraps(fn)` directly, with its default fields (no `assigned=`/`updated=`)"
 # Names a module (not a class body) may bind although they are dunders.
 _MODULE_DUNDER_STORES = frozenset({"__all__", "__version__"})
 _TYPE_HINT = "call `.type(dtype)` directly, or name your own field something other than `type` (e.g. `kind`)"
@@ -276,6 +283,8 @@ class FileWalk:
         ref = self.resolve(node, scope)
         if ref is not None and ref.is_module and id(node) not in self._bases:
             self.out.add("static.module.value", node, f"module {ref.path} may only be used as `{name}.attribute`")
+        elif ref is not None and ref.path in WRAPPER_CALLS and id(node) not in self._vetted:
+            self.out.add("static.call.wrapper_fields", node, f"{ref.path} used as a value; {_WRAPPER_HINT}")
 
     def _on_attribute(self, node: ast.Attribute, scope: Scope | None) -> None:
         if id(node) in self._judged:
@@ -324,6 +333,8 @@ class FileWalk:
                 ref = known  # type: ignore[assignment]
             if ref is not None and ref.kind in _MODULE_KINDS and id(node) not in self._bases:
                 self.out.add("static.module.value", node, f"module {ref.path} may only be used as an attribute base")
+            elif ref is not None and ref.path in WRAPPER_CALLS and id(node) not in self._vetted:
+                self.out.add("static.call.wrapper_fields", node, f"{ref.path} used as a value; {_WRAPPER_HINT}")
             return
         if node.attr.startswith("_"):
             self.state.defined_private.add(node.attr)
@@ -344,6 +355,8 @@ class FileWalk:
             self._call_of_call(node, func, scope)
             return
         if self._enum_functional(node, scope):
+            return
+        if isinstance(func, ast.Name | ast.Attribute) and self._wrapper_call(node, func, scope):
             return
         if isinstance(func, ast.Name) and func.id in REFLECTIVE_CALLS and self.is_builtin(func.id, scope):
             self._vetted.add(id(func))
@@ -372,6 +385,22 @@ class FileWalk:
                 "calling the type of a class with a name, bases and a namespace builds a class through its "
                 "metaclass; write a `class` statement",
             )
+
+    def _wrapper_call(self, node: ast.Call, func: ast.Name | ast.Attribute, scope: Scope | None) -> bool:
+        """`functools.wraps(fn)` passes; extra fields (`updated=("__globals__",)`) do not."""
+        ref = self.resolve(func, scope)
+        if ref is None or ref.path not in WRAPPER_CALLS:
+            return False
+        limit = WRAPPER_CALLS[ref.path]
+        self._vetted.add(id(func))
+        if len(node.args) > limit or node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+            self.out.add(
+                "static.call.wrapper_fields",
+                node,
+                f"{ref.path} with `assigned`/`updated` fields copies or reads any attribute "
+                f"(`__globals__`); {_WRAPPER_HINT}",
+            )
+        return True
 
     def _enum_functional(self, node: ast.Call, scope: Scope | None) -> bool:
         """`Enum("X", "a b", module=...)`: the functional API writes into other modules; refused."""
@@ -416,6 +445,9 @@ class FileWalk:
                 result = self.state.step(ref.path, attr.value)
                 if isinstance(result, Denied):
                     self.out.add(result.rule_id, node, result.explanation)
+                    return
+                if result.path in WRAPPER_CALLS:
+                    self.out.add("static.call.wrapper_fields", node, f"{result.path} through getattr; {_WRAPPER_HINT}")
                     return
                 if result.is_module and name == "getattr":
                     self.out.add(
