@@ -251,8 +251,8 @@ class FileWalk:
         if len(name) > self.policy.max_identifier_length:
             self._long_identifier(name, node)
         if not isinstance(node.ctx, ast.Load):
-            if scope is None:
-                self.module_bound.add(name)
+            if scope is None and id(node) not in self._class_targets:
+                self.module_bound.add(name)  # class-body names are the class's (TopLevel tracks them)
             exempt = id(node) in self._class_targets or (scope is None and name in _MODULE_DUNDER_STORES)
             if _dunder(name) and not exempt:
                 self.out.add(
