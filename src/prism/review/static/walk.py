@@ -491,8 +491,11 @@ class FileWalk:
 
     def _tensor_type(self, node: ast.Call, scope: Scope | None) -> None:
         """`tensor.type("a.b")` imports `a` and walks attributes by name; only dtype objects may be given."""
-        values = [*node.args, *(k.value for k in node.keywords if k.arg in ("dtype", "dst_type"))]
-        for value in values[:1]:
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            self.out.add("static.call.type_string", node, f"`.type(*args, **kwargs)` may pass a string; {_TYPE_HINT}")
+            return
+        values = [*node.args[:1], *(k.value for k in node.keywords if k.arg in ("dtype", "dst_type"))]
+        for value in values:
             if isinstance(value, ast.Name | ast.Attribute):
                 ref = self.resolve(value, scope)
                 if ref is not None and ref.is_library:
