@@ -362,7 +362,10 @@ class FileWalk:
             self._vetted.add(id(func))
             self._reflective(node, func.id, scope)
         elif (
-            isinstance(func, ast.Name) and func.id == "type" and len(node.args) != 1 and self.is_builtin("type", scope)
+            isinstance(func, ast.Name)
+            and func.id == "type"
+            and (len(node.args) != 1 or _builds_class(node))
+            and self.is_builtin("type", scope)
         ):
             self.out.add("static.call.type_create", node, "type() with three arguments builds classes from a dict")
         elif isinstance(func, ast.Attribute) and func.attr in ("format", "format_map"):
