@@ -84,6 +84,8 @@ class FileWalk:
         self._judged: set[int] = set()
         # `getattr(...)` calls whose result is called at once (`getattr(F, name)(x)`).
         self._called_lookups: set[int] = set()
+        # Names inside annotations (`norm: type = nn.LayerNorm`): types named, not values passed.
+        self._annotations: set[int] = set()
         # Enum classes of this file and enum names imported: their call with members is refused.
         self.enum_names: set[str] = set()
 
@@ -280,6 +282,19 @@ class FileWalk:
         if name in REFLECTIVE_CALLS and id(node) not in self._vetted and self.is_builtin(name, scope):
             self.out.add("static.reflection.value", node, f"{name} may only be called directly with a literal name")
             return
+        if (
+            name == "type"
+            and id(node) not in self._vetted
+            and id(node) not in self._annotations
+            and self.is_builtin(name, scope)
+        ):
+            # `partial(type, "X", (), ns)`, `t = type`: the three-argument form out of sight.
+            self.out.add(
+                "static.call.type_create",
+                node,
+                "builtin type may only be called directly (`type(x)`) or named in an annotation",
+            )
+            return
         ref = self.resolve(node, scope)
         if ref is not None and ref.is_module and id(node) not in self._bases:
             self.out.add("static.module.value", node, f"module {ref.path} may only be used as `{name}.attribute`")
@@ -351,6 +366,8 @@ class FileWalk:
     # ---- calls ---------------------------------------------------------------------------
     def _on_call(self, node: ast.Call, scope: Scope | None) -> None:
         func = node.func
+        if isinstance(func, ast.Name) and func.id == "type":
+            self._vetted.add(id(func))  # called directly; the arguments are judged below
         if isinstance(func, ast.Call) and isinstance(func.func, ast.Name):
             self._call_of_call(node, func, scope)
             return
@@ -611,6 +628,7 @@ class FileWalk:
             elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
                 name = item.target.id
                 self._class_targets.add(id(item.target))
+                self._mark_annotation(item.annotation)
                 value = item.value
             else:
                 continue
@@ -644,6 +662,11 @@ class FileWalk:
             self.state.defined_private.add(node.name)
         for decorator in node.decorator_list:
             self._decorator_only(decorator)
+        for param in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
+            if param is not None and param.annotation is not None:
+                self._mark_annotation(param.annotation)
+        if node.returns is not None:
+            self._mark_annotation(node.returns)
         # `def f(L=nn.Linear): L.forward = g`: a parameter whose default is a library value.
         if not args.defaults and not args.kw_defaults:
             return
@@ -659,6 +682,9 @@ class FileWalk:
             ref = self.resolve(default, None)
             if ref is not None and ref.is_library:
                 self.aliases[arg.arg] = ref
+
+    def _mark_annotation(self, annotation: ast.expr) -> None:
+        self._annotations.update(id(n) for n in ast.walk(annotation) if isinstance(n, ast.Name))
 
     def _decorator_only(self, decorator: ast.expr) -> None:
         """`@torch.jit.ignore`: members of refused modules that are harmless as decorators only."""
@@ -731,7 +757,7 @@ class FileWalk:
         state = self.state
         self._collect_enums()
         interest = Interest(
-            names=FORBIDDEN_NAMES | REFLECTIVE_CALLS,
+            names=FORBIDDEN_NAMES | REFLECTIVE_CALLS | {"type"},
             imports=self.imports.keys(),
             attributes=self.state.judged_attributes,
             calls=_JUDGED_CALLS | self.enum_names,
@@ -770,6 +796,9 @@ class FileWalk:
                 self._mark_docstring(node.body)  # type: ignore[attr-defined]
             elif kind is ast.Module:
                 self._mark_docstring(node.body)  # type: ignore[attr-defined]
+                for stmt in node.body:  # type: ignore[attr-defined]
+                    if isinstance(stmt, ast.AnnAssign):
+                        self._mark_annotation(stmt.annotation)
             elif kind is ast.MatchClass:
                 self._on_match_class(node)  # type: ignore[arg-type]
             elif kind is ast.ExceptHandler or kind is ast.MatchAs or kind is ast.MatchStar or kind is ast.MatchMapping:
