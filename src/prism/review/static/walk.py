@@ -84,8 +84,8 @@ class FileWalk:
         self._judged: set[int] = set()
         # `getattr(...)` calls whose result is called at once (`getattr(F, name)(x)`).
         self._called_lookups: set[int] = set()
-        # Names inside annotations (`norm: type = nn.LayerNorm`): types named, not values passed.
-        self._annotations: set[int] = set()
+        # Uses of the builtin `type` that are not direct calls (annotations are allowed).
+        self._bare_types: list[ast.Name] = []
         # Enum classes of this file and enum names imported: their call with members is refused.
         self.enum_names: set[str] = set()
 
@@ -282,18 +282,10 @@ class FileWalk:
         if name in REFLECTIVE_CALLS and id(node) not in self._vetted and self.is_builtin(name, scope):
             self.out.add("static.reflection.value", node, f"{name} may only be called directly with a literal name")
             return
-        if (
-            name == "type"
-            and id(node) not in self._vetted
-            and id(node) not in self._annotations
-            and self.is_builtin(name, scope)
-        ):
+        if name == "type" and id(node) not in self._vetted and self.is_builtin(name, scope):
             # `partial(type, "X", (), ns)`, `t = type`: the three-argument form out of sight.
-            self.out.add(
-                "static.call.type_create",
-                node,
-                "builtin type may only be called directly (`type(x)`) or named in an annotation",
-            )
+            # Judged after the walk, once annotations (`norm: type = ...`) are known.
+            self._bare_types.append(node)
             return
         ref = self.resolve(node, scope)
         if ref is not None and ref.is_module and id(node) not in self._bases:
@@ -628,7 +620,6 @@ class FileWalk:
             elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
                 name = item.target.id
                 self._class_targets.add(id(item.target))
-                self._mark_annotation(item.annotation)
                 value = item.value
             else:
                 continue
@@ -662,11 +653,6 @@ class FileWalk:
             self.state.defined_private.add(node.name)
         for decorator in node.decorator_list:
             self._decorator_only(decorator)
-        for param in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
-            if param is not None and param.annotation is not None:
-                self._mark_annotation(param.annotation)
-        if node.returns is not None:
-            self._mark_annotation(node.returns)
         # `def f(L=nn.Linear): L.forward = g`: a parameter whose default is a library value.
         if not args.defaults and not args.kw_defaults:
             return
@@ -683,8 +669,27 @@ class FileWalk:
             if ref is not None and ref.is_library:
                 self.aliases[arg.arg] = ref
 
-    def _mark_annotation(self, annotation: ast.expr) -> None:
-        self._annotations.update(id(n) for n in ast.walk(annotation) if isinstance(n, ast.Name))
+    def _judge_bare_types(self) -> None:
+        """`type` named outside a call: allowed in annotations only (`norm: type = nn.LayerNorm`)."""
+        annotations: set[int] = set()
+        for node in ast.walk(self.tree):
+            found: list[ast.expr | None] = []
+            if isinstance(node, ast.arg):
+                found.append(node.annotation)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                found.append(node.returns)
+            elif isinstance(node, ast.AnnAssign):
+                found.append(node.annotation)
+            for annotation in found:
+                if annotation is not None:
+                    annotations.update(id(n) for n in ast.walk(annotation) if isinstance(n, ast.Name))
+        for name in self._bare_types:
+            if id(name) not in annotations:
+                self.out.add(
+                    "static.call.type_create",
+                    name,
+                    "builtin type may only be called directly (`type(x)`) or named in an annotation",
+                )
 
     def _decorator_only(self, decorator: ast.expr) -> None:
         """`@torch.jit.ignore`: members of refused modules that are harmless as decorators only."""
@@ -796,15 +801,14 @@ class FileWalk:
                 self._mark_docstring(node.body)  # type: ignore[attr-defined]
             elif kind is ast.Module:
                 self._mark_docstring(node.body)  # type: ignore[attr-defined]
-                for stmt in node.body:  # type: ignore[attr-defined]
-                    if isinstance(stmt, ast.AnnAssign):
-                        self._mark_annotation(stmt.annotation)
             elif kind is ast.MatchClass:
                 self._on_match_class(node)  # type: ignore[arg-type]
             elif kind is ast.ExceptHandler or kind is ast.MatchAs or kind is ast.MatchStar or kind is ast.MatchMapping:
                 self._on_named_binding(node)  # type: ignore[arg-type]
             elif kind is ast.For or kind is ast.AsyncFor or kind is ast.NamedExpr or kind is ast.comprehension:
                 self._on_binding(node, scope)  # type: ignore[arg-type]
+        if self._bare_types:
+            self._judge_bare_types()
 
     def _collect_enums(self) -> None:
         """Names that denote enum classes here: imported ones and this file's subclasses (in order)."""
