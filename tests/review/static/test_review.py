@@ -39,6 +39,8 @@ def rules(source: str, **files: str) -> set[str]:
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from torch import Tensor\n",
         "class Cache:\n    def __init__(self):\n        self._store = {}\n"
         "    def get(self, other):\n        return other._store\n",
+        # A dataclass field may be named like a builtin: only its class body sees that name.
+        "from dataclasses import dataclass\n@dataclass\nclass Cfg:\n    max: float = 1.0\nLIMIT = max(1, 2)\n",
         "import torch\ndef train_step(model, batch, optimizer, ctx):\n"
         "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n",
     ],

@@ -43,11 +43,12 @@ STDLIB_MEMBERS: dict[str, frozenset[str]] = {
     # Not `global_enum` (writes members into a module's globals), `EnumMeta`/`EnumType`
     # (metaclasses), `_convert_` (pulls members out of any module; private anyway).
     "enum": frozenset({"Enum", "IntEnum", "Flag", "IntFlag", "StrEnum", "auto", "unique"}),
-    # Not `update_wrapper`/`wraps` (`updated=("__globals__",)` copies foreign namespaces, and
-    # `assigned=` is a generic getattr), not `singledispatch` (evaluates string annotations).
+    # `wraps`/`update_wrapper` only as direct calls with their default fields (WRAPPER_CALLS):
+    # `updated=("__globals__",)` copies foreign namespaces and `assigned=` is a generic getattr.
+    # Not `singledispatch` (evaluates string annotations).
     "functools": frozenset(
         {"partial", "partialmethod", "reduce", "lru_cache", "cache", "cached_property", "total_ordering"}
-        | {"cmp_to_key"}
+        | {"cmp_to_key", "wraps", "update_wrapper"}
     ),
     # Names only; not `get_type_hints`, `ForwardRef` (evaluate strings as code).
     "typing": frozenset(
@@ -70,7 +71,7 @@ DENIED = frozenset(
         *["CompilationUnit", "parse_ir", "parse_schema", "import_ir_module", "import_ir_module_from_buffer"],
         *["PyTorchFileReader", "PyTorchFileWriter", "ScriptModule", "ScriptFunction", "ScriptMethod"],
         *["TypedStorage", "UntypedStorage", "StorageBase", "storage", "classes", "ops", "library"],
-        *["ForwardRef", "get_type_hints", "make_dataclass", "update_wrapper", "wraps", "singledispatch"],
+        *["ForwardRef", "get_type_hints", "make_dataclass", "singledispatch"],
         *["singledispatchmethod", "global_enum", "EnumMeta", "EnumType", "handle_torch_function"],
         *["has_torch_function", "has_torch_function_unary", "has_torch_function_variadic", "boolean_dispatch"],
         *["DisableTorchFunction", "DisableTorchFunctionSubclass", "set_printoptions", "get_file_path"],
@@ -182,3 +183,7 @@ DECORATOR_ONLY = frozenset({"torch.jit.ignore", "torch.jit.unused"})
 
 # The enum classes whose call with a name and members is the functional API.
 ENUM_CLASSES = frozenset({"enum.Enum", "enum.IntEnum", "enum.Flag", "enum.IntFlag", "enum.StrEnum"})
+
+# Members allowed only as the callee of a direct call with at most this many positional
+# arguments and no keywords (the default `assigned`/`updated` fields): `@wraps(fn)` is ordinary.
+WRAPPER_CALLS: dict[str, int] = {"functools.wraps": 1, "functools.update_wrapper": 2}

@@ -468,6 +468,8 @@ MEMBERS: dict[str, frozenset[str]] = {
             "partialmethod",
             "reduce",
             "total_ordering",
+            "update_wrapper",
+            "wraps",
         }
     ),
     "itertools": frozenset(

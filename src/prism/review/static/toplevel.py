@@ -107,6 +107,8 @@ class TopLevel:
         self.deferred: list[tuple[ast.expr, str, bool]] | None = [] if deferring else None
         self.defined: set[str] = set()
         self.hooked: set[str] = set()
+        # Names bound in the class bodies being judged: inside a class body they shadow builtins.
+        self._class_scope: frozenset[str] = frozenset()
 
     def run(self, tree: ast.Module) -> None:
         # Functions and classes of this module: never a builtin, and never called at import.
@@ -215,10 +217,13 @@ class TopLevel:
             if keyword.arg not in ("metaclass", None):  # metaclasses are judged for every class (walk)
                 self._expr(keyword.value, "a class keyword", calls=False)
         defined: set[str] = set()
+        outer = self._class_scope
+        self._class_scope = outer | _class_bindings(node)
         for item in node.body:
             self._class_item(item, frozenset(defined), enum_base=enum_base)
             if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
                 defined.add(item.name)
+        self._class_scope = outer
 
     def _class_item(self, item: ast.stmt, defined: frozenset[str], *, enum_base: bool) -> None:
         if isinstance(item, ast.Pass):
@@ -370,7 +375,12 @@ class TopLevel:
 
     def _surely_builtin(self, name: str) -> bool:
         """Not bound anywhere at module or class level (`list = f` makes `list(...)` run `f`)."""
-        return self.walk.is_builtin(name, None) and name not in self.walk.module_bound and name not in self.defined
+        return (
+            self.walk.is_builtin(name, None)
+            and name not in self.walk.module_bound
+            and name not in self.defined
+            and name not in self._class_scope
+        )
 
     def _callback_free(self, node: ast.Call) -> bool:
         """No argument that the builtin would call: `key=`, `default=` callbacks, lambdas, functions."""
@@ -401,6 +411,19 @@ class TopLevel:
                 raise _Deferred  # that class's file may not have been read yet
             return False
         return ref.is_library and (ref.path in PURE_LIBRARY_CALLS or ref.path.startswith("math."))
+
+
+def _class_bindings(node: ast.ClassDef) -> frozenset[str]:
+    """Every name a class body binds (all of it: a conservative stand-in for "bound so far")."""
+    names: set[str] = set()
+    for item in node.body:
+        if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(item.name)
+        elif isinstance(item, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = item.targets if isinstance(item, ast.Assign) else [item.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return frozenset(names)
 
 
 def pure_dataclasses(walk: FileWalk) -> set[str]:

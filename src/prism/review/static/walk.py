@@ -12,7 +12,8 @@ from __future__ import annotations
 import ast
 import re
 
-from prism.review.static.allowlist import COMPUTED_LOOKUP_MODULES, DECORATOR_ONLY, ENUM_CLASSES
+from prism.review.static.allowlist import COMPUTED_LOOKUP_MODULES, DECORATOR_ONLY, ENUM_CLASSES, WRAPPER_CALLS
+from prism.review.static.bindings import library_value, patches
 from prism.review.static.findings import FileFindings
 from prism.review.static.policy import (
     ALLOWED_DUNDER_ATTRIBUTES,
@@ -23,7 +24,7 @@ from prism.review.static.policy import (
     REFLECTIVE_CALLS,
 )
 from prism.review.static.resolve import Denied, Ref, import_module
-from prism.review.static.scope import Interest, Scope, children, index
+from prism.review.static.scope import Interest, Scope, index
 from prism.review.static.state import FORMAT_METHODS, ProjectState, import_statements, plain_fields, safe_prefix
 
 _BLOB = re.compile(r"[A-Za-z0-9+/=_\-]+")
@@ -39,7 +40,14 @@ _UNKNOWN = object()
 _MODULE_KINDS = ("module", "project_module")
 # Callees `_on_call` has a rule for: reflective builtins, `type(...)`, `.format`, `.type(...)`,
 # and the enum classes (whose call with a name and members is the functional API).
-_JUDGED_CALLS = REFLECTIVE_CALLS | {"type"} | FORMAT_METHODS | {name.split(".")[1] for name in ENUM_CLASSES}
+_JUDGED_CALLS = (
+    REFLECTIVE_CALLS
+    | {"type"}
+    | FORMAT_METHODS
+    | {name.split(".")[1] for name in ENUM_CLASSES}
+    | {name.split(".")[1] for name in WRAPPER_CALLS}
+)
+_WRAPPER_HINT = "call `functools.wraps(fn)` directly, with its default fields (no `assigned=`/`updated=`)"
 # Names a module (not a class body) may bind although they are dunders.
 _MODULE_DUNDER_STORES = frozenset({"__all__", "__version__"})
 _TYPE_HINT = "call `.type(dtype)` directly, or name your own field something other than `type` (e.g. `kind`)"
@@ -76,6 +84,8 @@ class FileWalk:
         self._judged: set[int] = set()
         # `getattr(...)` calls whose result is called at once (`getattr(F, name)(x)`).
         self._called_lookups: set[int] = set()
+        # Uses of the builtin `type` that are not direct calls (annotations are allowed).
+        self._bare_types: list[ast.Name] = []
         # Enum classes of this file and enum names imported: their call with members is refused.
         self.enum_names: set[str] = set()
 
@@ -243,8 +253,8 @@ class FileWalk:
         if len(name) > self.policy.max_identifier_length:
             self._long_identifier(name, node)
         if not isinstance(node.ctx, ast.Load):
-            if scope is None:
-                self.module_bound.add(name)
+            if scope is None and id(node) not in self._class_targets:
+                self.module_bound.add(name)  # class-body names are the class's (TopLevel tracks them)
             exempt = id(node) in self._class_targets or (scope is None and name in _MODULE_DUNDER_STORES)
             if _dunder(name) and not exempt:
                 self.out.add(
@@ -272,9 +282,16 @@ class FileWalk:
         if name in REFLECTIVE_CALLS and id(node) not in self._vetted and self.is_builtin(name, scope):
             self.out.add("static.reflection.value", node, f"{name} may only be called directly with a literal name")
             return
+        if name == "type" and id(node) not in self._vetted and self.is_builtin(name, scope):
+            # `partial(type, "X", (), ns)`, `t = type`: the three-argument form out of sight.
+            # Judged after the walk, once annotations (`norm: type = ...`) are known.
+            self._bare_types.append(node)
+            return
         ref = self.resolve(node, scope)
         if ref is not None and ref.is_module and id(node) not in self._bases:
             self.out.add("static.module.value", node, f"module {ref.path} may only be used as `{name}.attribute`")
+        elif ref is not None and ref.path in WRAPPER_CALLS and id(node) not in self._vetted:
+            self.out.add("static.call.wrapper_fields", node, f"{ref.path} used as a value; {_WRAPPER_HINT}")
 
     def _on_attribute(self, node: ast.Attribute, scope: Scope | None) -> None:
         if id(node) in self._judged:
@@ -323,12 +340,14 @@ class FileWalk:
                 ref = known  # type: ignore[assignment]
             if ref is not None and ref.kind in _MODULE_KINDS and id(node) not in self._bases:
                 self.out.add("static.module.value", node, f"module {ref.path} may only be used as an attribute base")
+            elif ref is not None and ref.path in WRAPPER_CALLS and id(node) not in self._vetted:
+                self.out.add("static.call.wrapper_fields", node, f"{ref.path} used as a value; {_WRAPPER_HINT}")
             return
         if node.attr.startswith("_"):
             self.state.defined_private.add(node.attr)
         if _dunder(node.attr) and node.attr not in ALLOWED_DUNDER_DEFINITIONS:
             self.out.add("static.attribute.dunder", node, f"assigning {node.attr} rewires an object")
-        if self._patches(node.value, base, node):
+        if patches(self, node.value, base, node):
             self.out.add(
                 "static.monkeypatch",
                 node,
@@ -336,59 +355,26 @@ class FileWalk:
                 "the harness relies on",
             )
 
-    def _patches(self, target: ast.expr, base: Ref | None, node: ast.AST | None = None) -> bool:
-        """Whether the object written to may be a library module or class.
-
-        Unknown is untrusted: the base counts as a library value when a library reference or an
-        alias of one appears anywhere in it (`[nn.Linear][0]`, `getattr(nn, "Linear")`,
-        `(L := nn.Linear)`, `type(x)`), except as the callee of a call (`torch.zeros(3)` is a
-        new tensor). Attribute names bound to library values anywhere in the project
-        (`self.cls = nn.Linear`) are checked once every file is read (`node` given).
-        """
-        if base is not None and base.kind != "project_member":
-            return True
-        attrs: set[str] = set()
-        pending: list[ast.AST] = [target]
-        while pending:
-            sub = pending.pop()
-            kind = type(sub)
-            if kind is _NAME:
-                name = sub.id  # type: ignore[attr-defined]
-                ref = self.aliases.get(name) or self.imports.get(name)
-                if ref is not None and ref.is_library:
-                    return True
-            elif kind is _ATTRIBUTE:
-                attrs.add(sub.attr)  # type: ignore[attr-defined]
-                pending.append(sub.value)  # type: ignore[attr-defined]
-            elif kind is _CALL:
-                func = sub.func  # type: ignore[attr-defined]
-                if isinstance(func, ast.Name) and func.id == "type":
-                    return True
-                pending.extend(sub.args)  # type: ignore[attr-defined]
-                pending.extend(k.value for k in sub.keywords)  # type: ignore[attr-defined]
-                if not isinstance(func, ast.Name | ast.Attribute):
-                    pending.append(func)
-            elif kind is ast.Lambda:
-                pending.append(sub.body)  # type: ignore[attr-defined]
-            else:
-                pending.extend(children(sub))
-        if attrs and node is not None:
-            self.state.pending_patches.append((self.out, node, frozenset(attrs)))
-        return False
-
     # ---- calls ---------------------------------------------------------------------------
     def _on_call(self, node: ast.Call, scope: Scope | None) -> None:
         func = node.func
+        if isinstance(func, ast.Name) and func.id == "type":
+            self._vetted.add(id(func))  # called directly; the arguments are judged below
         if isinstance(func, ast.Call) and isinstance(func.func, ast.Name):
             self._call_of_call(node, func, scope)
             return
         if self._enum_functional(node, scope):
             return
+        if isinstance(func, ast.Name | ast.Attribute) and self._wrapper_call(node, func, scope):
+            return
         if isinstance(func, ast.Name) and func.id in REFLECTIVE_CALLS and self.is_builtin(func.id, scope):
             self._vetted.add(id(func))
             self._reflective(node, func.id, scope)
         elif (
-            isinstance(func, ast.Name) and func.id == "type" and len(node.args) != 1 and self.is_builtin("type", scope)
+            isinstance(func, ast.Name)
+            and func.id == "type"
+            and (len(node.args) != 1 or _builds_class(node))
+            and self.is_builtin("type", scope)
         ):
             self.out.add("static.call.type_create", node, "type() with three arguments builds classes from a dict")
         elif isinstance(func, ast.Attribute) and func.attr in ("format", "format_map"):
@@ -411,6 +397,22 @@ class FileWalk:
                 "calling the type of a class with a name, bases and a namespace builds a class through its "
                 "metaclass; write a `class` statement",
             )
+
+    def _wrapper_call(self, node: ast.Call, func: ast.Name | ast.Attribute, scope: Scope | None) -> bool:
+        """`functools.wraps(fn)` passes; extra fields (`updated=("__globals__",)`) do not."""
+        ref = self.resolve(func, scope)
+        if ref is None or ref.path not in WRAPPER_CALLS:
+            return False
+        limit = WRAPPER_CALLS[ref.path]
+        self._vetted.add(id(func))
+        if len(node.args) > limit or node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+            self.out.add(
+                "static.call.wrapper_fields",
+                node,
+                f"{ref.path} with `assigned`/`updated` fields copies or reads any attribute "
+                f"(`__globals__`); {_WRAPPER_HINT}",
+            )
+        return True
 
     def _enum_functional(self, node: ast.Call, scope: Scope | None) -> bool:
         """`Enum("X", "a b", module=...)`: the functional API writes into other modules; refused."""
@@ -456,6 +458,9 @@ class FileWalk:
                 if isinstance(result, Denied):
                     self.out.add(result.rule_id, node, result.explanation)
                     return
+                if result.path in WRAPPER_CALLS:
+                    self.out.add("static.call.wrapper_fields", node, f"{result.path} through getattr; {_WRAPPER_HINT}")
+                    return
                 if result.is_module and name == "getattr":
                     self.out.add(
                         "static.module.value",
@@ -485,7 +490,7 @@ class FileWalk:
                 "use a dict from names to functions ({'gelu': F.gelu, ...}), or call `getattr(F, name)(x)` at once",
             )
             return
-        if name in ("setattr", "delattr") and self._patches(target, ref):
+        if name in ("setattr", "delattr") and patches(self, target, ref):
             self.out.add("static.monkeypatch", node, f"{name} on an imported module or library class")
 
     def _format(self, node: ast.Call, func: ast.Attribute) -> None:
@@ -498,8 +503,11 @@ class FileWalk:
 
     def _tensor_type(self, node: ast.Call, scope: Scope | None) -> None:
         """`tensor.type("a.b")` imports `a` and walks attributes by name; only dtype objects may be given."""
-        values = [*node.args, *(k.value for k in node.keywords if k.arg in ("dtype", "dst_type"))]
-        for value in values[:1]:
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            self.out.add("static.call.type_string", node, f"`.type(*args, **kwargs)` may pass a string; {_TYPE_HINT}")
+            return
+        values = [*node.args[:1], *(k.value for k in node.keywords if k.arg in ("dtype", "dst_type"))]
+        for value in values:
             if isinstance(value, ast.Name | ast.Attribute):
                 ref = self.resolve(value, scope)
                 if ref is not None and ref.is_library:
@@ -661,6 +669,28 @@ class FileWalk:
             if ref is not None and ref.is_library:
                 self.aliases[arg.arg] = ref
 
+    def _judge_bare_types(self) -> None:
+        """`type` named outside a call: allowed in annotations only (`norm: type = nn.LayerNorm`)."""
+        annotations: set[int] = set()
+        for node in ast.walk(self.tree):
+            found: list[ast.expr | None] = []
+            if isinstance(node, ast.arg):
+                found.append(node.annotation)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                found.append(node.returns)
+            elif isinstance(node, ast.AnnAssign):
+                found.append(node.annotation)
+            for annotation in found:
+                if annotation is not None:
+                    annotations.update(id(n) for n in ast.walk(annotation) if isinstance(n, ast.Name))
+        for name in self._bare_types:
+            if id(name) not in annotations:
+                self.out.add(
+                    "static.call.type_create",
+                    name,
+                    "builtin type may only be called directly (`type(x)`) or named in an annotation",
+                )
+
     def _decorator_only(self, decorator: ast.expr) -> None:
         """`@torch.jit.ignore`: members of refused modules that are harmless as decorators only."""
         target = decorator.func if isinstance(decorator, ast.Call) else decorator
@@ -685,48 +715,10 @@ class FileWalk:
 
         The value is resolved here, before the walk reaches it, so that its reference is known.
         """
-        ref = self._library_value(node.value, scope)
+        ref = library_value(self, node.value, scope)
         if ref is not None:
             for target in node.targets:  # `a = b = nn.Linear` binds both
                 self._alias_targets(target, ref, class_level=scope is None)
-
-    def _library_value(self, value: ast.expr, scope: Scope | None, depth: int = 0) -> Ref | None:
-        """A library module or member the expression may evaluate to (`nn.Linear`, `getattr(nn,
-        "Linear")`, `a if c else nn.Linear`, `[nn.Linear, nn.Conv1d]`), else None."""
-        if depth > 8:
-            return None
-        if isinstance(value, ast.Name | ast.Attribute):
-            ref = self.resolve(value, scope)
-            return ref if ref is not None and ref.is_library else None
-        if isinstance(value, ast.Call):
-            func, args = value.func, value.args
-            if not (isinstance(func, ast.Name) and func.id == "getattr" and len(args) >= 2):
-                return None
-            base = self.resolve(args[0], scope) if isinstance(args[0], ast.Name | ast.Attribute) else None
-            name = args[1]
-            if base is None or not base.is_library or not isinstance(name, ast.Constant):
-                return None
-            if not isinstance(name.value, str):
-                return None
-            return Ref("member", f"{base.path}.{name.value}")
-        parts: list[ast.expr]
-        if isinstance(value, ast.IfExp):
-            parts = [value.body, value.orelse]
-        elif isinstance(value, ast.BoolOp):
-            parts = list(value.values)
-        elif isinstance(value, ast.Tuple | ast.List | ast.Set):
-            parts = [e.value if isinstance(e, ast.Starred) else e for e in value.elts]
-        elif isinstance(value, ast.Dict):
-            parts = list(value.values)
-        elif isinstance(value, ast.Subscript):
-            parts = [value.value]
-        else:
-            return None
-        for part in parts:
-            ref = self._library_value(part, scope, depth + 1)
-            if ref is not None:
-                return ref
-        return None
 
     def _alias_targets(self, target: ast.expr, ref: Ref, *, class_level: bool = False) -> None:
         """Names bound to a library value; attribute names too (`self.cls = nn.Linear`, a class
@@ -770,7 +762,7 @@ class FileWalk:
         state = self.state
         self._collect_enums()
         interest = Interest(
-            names=FORBIDDEN_NAMES | REFLECTIVE_CALLS,
+            names=FORBIDDEN_NAMES | REFLECTIVE_CALLS | {"type"},
             imports=self.imports.keys(),
             attributes=self.state.judged_attributes,
             calls=_JUDGED_CALLS | self.enum_names,
@@ -815,6 +807,8 @@ class FileWalk:
                 self._on_named_binding(node)  # type: ignore[arg-type]
             elif kind is ast.For or kind is ast.AsyncFor or kind is ast.NamedExpr or kind is ast.comprehension:
                 self._on_binding(node, scope)  # type: ignore[arg-type]
+        if self._bare_types:
+            self._judge_bare_types()
 
     def _collect_enums(self) -> None:
         """Names that denote enum classes here: imported ones and this file's subclasses (in order)."""

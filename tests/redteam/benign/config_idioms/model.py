@@ -41,6 +41,16 @@ SMALL = Config(width=32, depth=1)
 Norm = functools.partial(nn.LayerNorm, eps=1e-6)
 
 
+def traced(fn):
+    """An ordinary decorator: `functools.wraps` with its default fields."""
+
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return inner
+
+
 class Activation(enum.Enum):
     GELU = "gelu"
     RELU = "relu"
@@ -84,4 +94,4 @@ class ByteModel(nn.Module):
 
 
 def build_model(ctx: ModelContext) -> nn.Module:
-    return ByteModel(ctx, SMALL)
+    return traced(ByteModel)(ctx, SMALL)
