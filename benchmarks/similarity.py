@@ -38,7 +38,6 @@ from sqlalchemy.orm import Session  # noqa: E402
 from tests.review.variants import load_corpus, obfuscate  # noqa: E402
 
 from prism.intake.project import Project  # noqa: E402
-from prism.review.duplicates import PRIOR_ART_STATUSES, Candidate, decide_source  # noqa: E402
 from prism.review.similarity import (  # noqa: E402
     Region,
     SourceFingerprint,
@@ -46,6 +45,7 @@ from prism.review.similarity import (  # noqa: E402
     containment,
     fingerprint_project,
 )
+from prism.review.similarity.duplicates import PRIOR_ART_STATUSES, Candidate, decide_source  # noqa: E402
 from prism.runtime_config import SimilarityPolicy  # noqa: E402
 from prism.store.base import Base  # noqa: E402
 from prism.store.db import make_engine  # noqa: E402

@@ -22,9 +22,9 @@ from prism.evaluation.phase import GRAPH_FILE, LOSS_CURVE_FILE
 from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
 from prism.evaluation.runner import run_heldout, run_inspect, run_train, verified_artifact
 from prism.pipeline.context import StepContext, StepOutcome
-from prism.review.duplicates import decide_graph
 from prism.review.similarity import fingerprint_project
-from prism.review.similarity_graph import graph_fingerprint
+from prism.review.similarity.duplicates import decide_graph
+from prism.review.similarity.graph import graph_fingerprint
 from prism.runtime_config import RuntimeConfig
 from prism.scoring.score import final_score
 from prism.store.base import utcnow
@@ -113,7 +113,10 @@ def graph_duplicates_step(ctx: StepContext) -> StepOutcome:
     fingerprint = graph_fingerprint(inspect.architecture_graph_hash, graph)
     source = fingerprint_project(ctx.project)
     with ctx.sessions() as session, session.begin():
-        priors = find_graph_priors(session, fingerprint, submission_id=ctx.submission.id)
+        source_candidates = [
+            str(c["submission_id"]) for c in ctx.records.get("source_duplicates", {}).get("candidates", [])
+        ]
+        priors = find_graph_priors(session, fingerprint, submission_id=ctx.submission.id, also=source_candidates)
         save_graph_fingerprint(session, ctx.submission.id, fingerprint)
         report = decide_graph(
             inspect.architecture_graph_hash,

@@ -16,11 +16,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from prism.intake.project import Project
-from prism.review.llm_chunks import Chunk, Piece
-from prism.review.llm_config import ReviewRule
-from prism.review.llm_gate import source_lines
-from prism.review.llm_protocol import MERMAID_TOOL, VERDICT_TOOL
-from prism.review.llm_types import ReviewContext, SimilarSource
+from prism.review.llm.chunks import Chunk, Piece
+from prism.review.llm.config import ReviewRule
+from prism.review.llm.gate import source_lines
+from prism.review.llm.protocol import MERMAID_TOOL, VERDICT_TOOL
+from prism.review.llm.types import ReviewContext, SimilarSource
 
 MAX_SIMILAR_SOURCES = 3
 MAX_MANIFEST_FILES = 300
