@@ -77,6 +77,14 @@ def _candidate(fp: SourceFingerprint, sid: str, hotkey: str) -> Candidate:
     return Candidate(sid, hotkey, "completed", T0, 1, fp, scored=True)
 
 
+CALIBRATION: dict[str, list[float]] = {"copy": [], "independent": []}
+
+
+def _best(report: object) -> float:
+    candidates = getattr(report, "candidates", ())
+    return max((max(c.new_in_prior, c.prior_in_new) for c in candidates), default=0.0)
+
+
 def copies_of(project: Project, variants: int, combos: int) -> dict[str, list[Project]]:
     """Every copy the benchmark makes of one model, by copier."""
     out: dict[str, list[Project]] = {"variants": [obfuscate(project, 1000 + i) for i in range(variants)]}
@@ -103,6 +111,7 @@ def recall_and_false_flags(
                     fp, hotkey="copier", candidates=[_candidate(originals[name], name, "owner")], policy=POLICY
                 )
                 hit = report.outcome in DETECTED
+                CALIBRATION["copy"].append(_best(report))
                 counts = per.setdefault(copier, [0, 0])
                 counts[0] += hit
                 counts[1] += 1
@@ -117,6 +126,7 @@ def recall_and_false_flags(
             prior = [_candidate(originals[b], b, "owner")]
             for fp in [originals[a], *copies[a]]:
                 report = decide_source(fp, hotkey="other", candidates=prior, policy=POLICY)
+                CALIBRATION["independent"].append(_best(report))
                 pairs += 1
                 if report.outcome != "allow":
                     false += 1
@@ -153,7 +163,7 @@ FORK_SHARE = 0.3
 
 def build_database(
     url: str, originals: dict[str, SourceFingerprint], snapshots: int, seed: int
-) -> tuple[float, dict[str, str], list[frozenset[int]], list[tuple[str, str, str]]]:
+) -> tuple[float, dict[str, str], list[frozenset[int]], list[tuple[str, str, str]], list[SourceFingerprint]]:
     """Snapshots with families; returns insert seconds, corpus ids, and the baseline's in-memory rows."""
     engine = make_engine(url)
     Base.metadata.create_all(engine)
@@ -204,12 +214,12 @@ def build_database(
     insert_s = time.process_time() - started
     engine.dispose()
     sets = [fp.hash_set() for _, fp in batch]
-    return insert_s, owner_ids, sets, meta
+    return insert_s, owner_ids, sets, meta, [fp for _, fp in batch]
 
 
 def linear_scan(
     fp: SourceFingerprint, sets: list[frozenset[int]], meta: list[tuple[str, str, str]], limit: int,
-    fingerprints: dict[str, SourceFingerprint],
+    fingerprints: list[SourceFingerprint],
 ) -> str:  # fmt: skip
     """The baseline: every snapshot's hash set in memory, containment both ways, best `limit`, decide."""
     mine = fp.hash_set()
@@ -236,7 +246,7 @@ def scale(
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="prism-sim-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        insert_s, owner_ids, sets, meta = build_database(url, originals, size, args.seed)
+        insert_s, owner_ids, sets, meta, fingerprints = build_database(url, originals, size, args.seed)
         db_bytes = (Path(tmp) / "bench.db").stat().st_size
         rng = random.Random(args.seed + 1)
         names = list(projects)
@@ -247,7 +257,6 @@ def scale(
             else:
                 name = names[i % len(names)]
                 queries.append((name, fingerprint_project(plagiarize(projects[name], 5000 + i))))
-        by_id = {owner_ids[n]: fp for n, fp in originals.items()}
         engine = make_engine(url)
         index_ms: list[float] = []
         found = detected = copies = 0
@@ -269,7 +278,7 @@ def scale(
         agree = 0
         for i, (_, fp) in enumerate(queries[: args.scan_queries]):
             started = time.process_time()
-            outcome = linear_scan(fp, sets, meta, POLICY.candidate_limit, by_id)
+            outcome = linear_scan(fp, sets, meta, POLICY.candidate_limit, fingerprints)
             scan_ms.append((time.process_time() - started) * 1000)
             agree += outcome == outcomes[i]
     median_index, median_scan = statistics.median(index_ms), statistics.median(scan_ms)
@@ -312,6 +321,13 @@ def main() -> int:
     recall = detected / total
     print(f"recall over every copy: {detected}/{total} = {recall:.4f} (target >= 0.95)")
     print(f"false flags between independent models: {false}/{pairs} = {false / pairs:.4f} (target 0)")
+    copy, independent = sorted(CALIBRATION["copy"]), sorted(CALIBRATION["independent"])
+    print(
+        f"calibration (containment, max of both ways): copies min {copy[0]:.3f}, 5th percentile "
+        f"{copy[len(copy) // 20]:.3f}; independent pairs max {independent[-1]:.3f}, 99.9th percentile "
+        f"{independent[int(len(independent) * 0.999)]:.3f}; quarantine_threshold {POLICY.quarantine_threshold} "
+        f"(copies below it are caught by the normalized digest or the architecture rule)"
+    )
     for line in misses[:20]:
         print(f"  miss: {line}")
     ok = recall >= 0.95 and false == 0
