@@ -230,7 +230,7 @@ def linear_scan(
             scored.append((max(shared / len(mine), shared / len(theirs)), i))
     scored.sort(reverse=True)
     candidates = [
-        Candidate(meta[i][0], meta[i][1], meta[i][2], T0, 0, fingerprints.get(meta[i][0], fp))
+        Candidate(meta[i][0], meta[i][1], meta[i][2], T0 + timedelta(seconds=i), 0, fingerprints[i])
         for _, i in scored[:limit]
     ]
     return decide_source(fp, hotkey="new-miner", candidates=candidates, policy=POLICY).outcome

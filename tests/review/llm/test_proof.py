@@ -91,6 +91,11 @@ def test_proof_table(text: str, lines: tuple[int, int], rule: str, proven: bool)
     assert result.proven is proven, result.how
 
 
+def test_a_torch_backends_setting_is_no_patch() -> None:
+    text = "import torch\n\n\ndef build_model(ctx):\n    torch.backends.cudnn.benchmark = False\n    return None\n"
+    assert not prove(Project(files={"model.py": text}), _claim("model.py", 5, 5, "hidden_behaviour"), ()).proven
+
+
 def test_a_local_variable_named_like_a_module_is_no_proof() -> None:
     text = "import torch\n\n\ndef build_model(ctx):\n    signal = torch.zeros(3)\n    return signal.mean()\n"
     assert not prove(Project(files={"model.py": text}), _claim("model.py", 6, 6, "process_escape"), ()).proven

@@ -354,7 +354,12 @@ def _hidden(node: ast.AST, names: _ImportNames) -> Iterator[str]:
         for target in targets:
             if isinstance(target, ast.Attribute):
                 origin = names.dotted(target.value)
-                if origin is not None and origin.split(".")[0] in {*names.table.values(), "torch", "builtins"}:
+                # `torch.backends.cudnn.deterministic = True` is a setting, not a patch.
+                if (
+                    origin is not None
+                    and origin.split(".")[0] in {*names.table.values(), "torch", "builtins"}
+                    and not origin.startswith("torch.backends")
+                ):
                     yield f"assignment to library attribute {origin}.{target.attr}"
 
 
