@@ -11,8 +11,9 @@ PRISM's own evidence check (`llm_gate.py`), never from the model's prose:
 - a rejection that proves nothing              -> "quarantine", the claims kept for the operator
   (unless the runtime policy's evidence_required_for_rejection is false: then it stands)
 - a rejection for plagiarism alone             -> overruled: PRISM's duplicate report decides copies
-- references (earlier submissions) shown and the outcome a quarantine -> the review is run again
-  without them, and that outcome stands: another miner's text never steers a verdict
+- references (earlier submissions) shown and the outcome a quarantine, or a part failing the
+  protocol -> the review is run again without them, and that outcome stands: another miner's
+  text never steers a verdict
 - a part that could not be reviewed (provider error, timeout, unparseable answer, a verdict before
   the diagram after every retry) -> "hold" when review is required, "advisory_pass" when advisory.
 
@@ -88,11 +89,14 @@ def review_project(
     context = context or ReviewContext()
     chat: ChatClient = OpenAIChat(config, client) if client is None or isinstance(client, openai.OpenAI) else client
     result = _review(project, config, context, chat)
-    if context.similar and result.outcome == "quarantine":
+    steerable = result.outcome == "quarantine" or any(c.outcome == "protocol_error" for c in result.chunks)
+    if context.similar and result.outcome != "reject" and steerable:
         # Reference text is another miner's code: it may inform a plagiarism note, never a verdict
-        # against this miner. A suspicion raised with it in the prompt is replaced by the outcome
-        # of a review without it. (A proven rejection rests on this project's own lines and
-        # PRISM's own check; an approval is not something a rival would steer towards.)
+        # against this miner. A suspicion, or a protocol failure (a reference can tell a model to
+        # answer in prose), raised with it in the prompt is replaced by the outcome of a review
+        # without it. (A proven rejection rests on this project's own lines and PRISM's own
+        # check; an approval is not something a rival would steer towards; a provider outage is
+        # no one's text.)
         log.info("llm review of %s: re-reviewed without reference material", project.code_hash[:12])
         plain = _review(project, config, dataclasses.replace(context, similar=()), chat)
         reason = f"{plain.reason} (decided without reference material; with it: {result.outcome})"
