@@ -7,17 +7,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session
 
 from prism.intake.project import Project
-from prism.review.similarity import SourceFingerprint, fingerprint_project
+from prism.review.similarity import FINGERPRINT_VERSION, SourceFingerprint, fingerprint_project
 from prism.review.similarity.duplicates import decide_graph, decide_source
 from prism.review.similarity.graph import graph_fingerprint
 from prism.runtime_config import SimilarityPolicy
 from prism.store.base import Base
 from prism.store.db import make_engine
 from prism.store.fingerprints import (
+    SourceFingerprintRow,
     find_candidates,
     find_graph_priors,
     load_fingerprint,
@@ -274,3 +275,16 @@ def test_attach_names_only_the_owner_the_architectures_table_has(engine: Engine)
         assert later.family_owner_hotkey == "hk-D"
         assert claim_architecture(session, graph_hash="graph-1", hotkey="hk-E", submission_id="sub-E", graph={})
         assert owners(session) == {"graph-1": "hk-D"}
+
+
+def test_fingerprints_of_an_older_version_are_redone_not_lost(engine: Engine) -> None:
+    fp = corpus_fingerprints()["gpt_mini"]
+    with Session(engine) as session, session.begin():
+        _stored(session, "old", "hk-a", fp, minute=0)
+        session.execute(update(SourceFingerprintRow).values(version=FINGERPRINT_VERSION - 1))
+        _stored(session, "new", "hk-b", fp, minute=5)
+        assert find_candidates(session, fp, submission_id="new") == []  # an old row is not compared
+        assert unfingerprinted_priors(session, before=T0 + timedelta(minutes=5)) == ["old"]
+        save_fingerprint_once(session, "old", fp)
+        assert unfingerprinted_priors(session, before=T0 + timedelta(minutes=5)) == []
+        assert [c.submission_id for c in find_candidates(session, fp, submission_id="new")] == ["old"]

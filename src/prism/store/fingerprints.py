@@ -378,12 +378,22 @@ def load_reports(session: Session, submission_id: str) -> list[DuplicateReport]:
 
 
 def unfingerprinted_priors(session: Session, *, before: datetime) -> list[str]:
-    """Earlier submissions that no worker has fingerprinted (nor tombstoned) yet, oldest first."""
-    missing = (
-        ~select(SourceFingerprintRow.submission_id).where(SourceFingerprintRow.submission_id == Submission.id).exists()
+    """Earlier submissions with no current fingerprint yet, oldest first.
+
+    No row at all (no worker reached them), or a row of an older `FINGERPRINT_VERSION` (the
+    normalization changed since): both are fingerprinted again from the stored source, so an
+    upgrade never loses prior art. A tombstone is current: unparsable code is not retried.
+    """
+    current = (
+        select(SourceFingerprintRow.submission_id)
+        .where(
+            SourceFingerprintRow.submission_id == Submission.id,
+            SourceFingerprintRow.version.in_((FINGERPRINT_VERSION, TOMBSTONE_VERSION)),
+        )
+        .exists()
     )
     rows = session.scalars(
-        select(Submission.id).where(Submission.created_at < before, missing).order_by(Submission.created_at)
+        select(Submission.id).where(Submission.created_at < before, ~current).order_by(Submission.created_at)
     )
     return list(rows)
 
@@ -396,6 +406,14 @@ def save_fingerprint_once(session: Session, submission_id: str, fp: SourceFinger
     """
     try:
         with session.begin_nested():
+            stored = session.execute(
+                select(SourceFingerprintRow.version).where(SourceFingerprintRow.submission_id == submission_id)
+            ).scalar()
+            if stored in (FINGERPRINT_VERSION, TOMBSTONE_VERSION):
+                return  # another worker was first
+            if stored is not None:  # an older version: replaced
+                session.execute(delete(SimilarityBand).where(SimilarityBand.submission_id == submission_id))
+                session.execute(delete(SourceFingerprintRow).where(SourceFingerprintRow.submission_id == submission_id))
             if fp is None:
                 session.execute(
                     insert(_SOURCE),
