@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prism.review.llm_types import LlmReviewResult
 
 import prism
 from prism.config import Settings
@@ -17,7 +18,6 @@ from prism.intake.project import Project
 from prism.pipeline.context import StepContext, SubmissionInfo
 from prism.pipeline.review_steps import _llm_outcome, static_review_step
 from prism.reasons import is_well_formed, qualify
-from prism.review.llm_types import LlmReviewResult
 from prism.runtime_config import RuntimeConfig
 
 SRC = Path(prism.__file__).parent

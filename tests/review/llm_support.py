@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from prism.review.llm_config import LlmReviewConfig
+from prism.review.llm.config import LlmReviewConfig
 from tests.stand_ins.openai_server import RecordedRequest, StandInOpenAI
 
 KEY = "sk-test-7f3a9c1e5b2d4f6a8c0e"

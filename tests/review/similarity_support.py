@@ -7,8 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from prism.intake.project import Project
-from prism.review.duplicates import Candidate
-from prism.review.similarity import SourceFingerprint, fingerprint_project
+from prism.review.similarity import Candidate, SourceFingerprint, fingerprint_project
 from tests.review.variants import load_corpus
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -25,7 +24,13 @@ def corpus_fingerprints() -> dict[str, SourceFingerprint]:
 
 
 def candidate(
-    fp: SourceFingerprint, *, submission_id: str = "a", hotkey: str = "hk-a", status: str = "completed", minute: int = 0
+    fp: SourceFingerprint,
+    *,
+    submission_id: str = "a",
+    hotkey: str = "hk-a",
+    status: str = "completed",
+    minute: int = 0,
+    scored: bool = True,
 ) -> Candidate:
     return Candidate(
         submission_id=submission_id,
@@ -34,6 +39,7 @@ def candidate(
         created_at=T0 + timedelta(minutes=minute),
         band_hits=1,
         fingerprint=fp,
+        scored=scored and status == "completed",
     )
 
 

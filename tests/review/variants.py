@@ -94,6 +94,14 @@ def rename(files: Files, rng: random.Random) -> Files:
                 attrs.add(n.attr)
             if isinstance(n, ast.ClassDef):
                 attrs.update(m.name for m in n.body if isinstance(m, ast.FunctionDef))
+                # Class fields (dataclass configs) are attributes too: renamed with every `.field`.
+                attrs.update(
+                    t.id
+                    for m in n.body
+                    if isinstance(m, ast.AnnAssign | ast.Assign)
+                    for t in (m.targets if isinstance(m, ast.Assign) else [m.target])
+                    if isinstance(t, ast.Name)
+                )
     user -= KEEP | imported | modules
     user = {u for u in user if not (u.startswith("__") and u.endswith("__"))}
     taken = set(user)
@@ -106,7 +114,8 @@ def rename(files: Files, rng: random.Random) -> Files:
 
         def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
             self.generic_visit(node)
-            if node.attr in attrs:
+            # `ctx.vocab_size` belongs to the challenge even when a config field shares its name.
+            if node.attr in attrs and not (isinstance(node.value, ast.Name) and node.value.id == "ctx"):
                 node.attr = mapping.get(node.attr, node.attr)
             return node
 

@@ -7,27 +7,31 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session
 
 from prism.intake.project import Project
-from prism.review.duplicates import decide_graph, decide_source
-from prism.review.similarity import SourceFingerprint, fingerprint_project
-from prism.review.similarity_graph import graph_fingerprint
+from prism.review.similarity import FINGERPRINT_VERSION, SourceFingerprint, fingerprint_project
+from prism.review.similarity.duplicates import decide_graph, decide_source
+from prism.review.similarity.graph import graph_fingerprint
 from prism.runtime_config import SimilarityPolicy
 from prism.store.base import Base
 from prism.store.db import make_engine
 from prism.store.fingerprints import (
+    SourceFingerprintRow,
     find_candidates,
     find_graph_priors,
     load_fingerprint,
     load_reports,
     save_fingerprint,
+    save_fingerprint_once,
     save_fingerprints_bulk,
     save_graph_fingerprint,
     save_report,
+    unfingerprinted_priors,
 )
-from prism.store.models import Architecture, Miner, Submission
+from prism.store.models import Architecture, Evaluation, Miner, Submission
+from prism.store.scores import claim_architecture, owners
 from tests.review.similarity_support import T0, corpus, corpus_fingerprints, graph_doc, with_new_train_step
 from tests.review.variants import obfuscate
 
@@ -94,8 +98,9 @@ def test_candidates_are_prior_art_only(engine: Engine) -> None:
         _stored(session, "later", "hk-l", target, status="pending", minute=60)
 
         found = {c.submission_id for c in find_candidates(session, target, submission_id="new")}
-        assert {"orig", "quar"} <= found
-        assert not found & {"failed", "rejected", "new", "later"}
+        # Issue 15: every earlier submission is prior art, whatever became of it.
+        assert {"orig", "quar", "failed", "rejected"} <= found
+        assert not found & {"new", "later"}
         assert not {
             c.submission_id for c in find_candidates(session, target, submission_id="new", exclude_hotkey="hk-a")
         } & {"orig"}
@@ -107,9 +112,48 @@ def test_a_miner_resubmitting_after_its_own_failure_is_not_a_duplicate(engine: E
     fp = corpus_fingerprints()["ssm_diag"]
     with Session(engine) as session, session.begin():
         _stored(session, "first", "hk-a", fp, status="failed", minute=0)
+        _stored(session, "copy", "hk-b", fp, status="running", minute=3)
         _stored(session, "retry", "hk-a", fp, status="running", minute=5)
+        # B's copy of A's failed run is a copy: A's code is prior art although its run failed.
+        b_report = decide_source(
+            fp, hotkey="hk-b", candidates=find_candidates(session, fp, submission_id="copy"), policy=POLICY
+        )
+        assert (b_report.outcome, b_report.matched_submission_id) == ("reject", "first")
+        session.get(Submission, "copy").status = "rejected"  # type: ignore[union-attr]
+        session.flush()
+        # ... and B's rejected copy does not make A's own retry a duplicate of B.
         candidates = find_candidates(session, fp, submission_id="retry")
-        assert decide_source(fp, hotkey="hk-a", candidates=candidates, policy=POLICY).outcome == "allow"
+        report = decide_source(fp, hotkey="hk-a", candidates=candidates, policy=POLICY)
+        assert (report.outcome, report.reason_code) == ("allow", "similarity.own_resubmission")
+
+
+def test_candidates_know_whether_their_run_was_scored(engine: Engine) -> None:
+    fp = corpus_fingerprints()["ssm_diag"]
+    with Session(engine) as session, session.begin():
+        _stored(session, "smoke", "hk-a", fp, status="completed", minute=0)
+        _stored(session, "official", "hk-a", fp, status="completed", minute=1)
+        for sid, eligible in (("smoke", False), ("official", True)):
+            session.add(
+                Evaluation(
+                    submission_id=sid, hotkey="hk-a", epoch=0, mode="m", score_eligible=eligible,
+                    bits_per_byte=2.0, heldout_bits_per_byte=2.0, final_score=0.5, parameter_count=1,
+                    architecture_hash="h", manifest={}, created_at=T0,
+                )
+            )  # fmt: skip
+        _stored(session, "again", "hk-a", fp, status="running", minute=5)
+        scored = {c.submission_id: c.scored for c in find_candidates(session, fp, submission_id="again")}
+        assert scored == {"smoke": False, "official": True}
+
+
+def test_unparsable_priors_are_tombstoned_once(engine: Engine) -> None:
+    with Session(engine) as session, session.begin():
+        _submit(session, "broken", "hk-a", status="rejected", minute=0)
+        assert unfingerprinted_priors(session, before=T0 + timedelta(minutes=9)) == ["broken"]
+        save_fingerprint_once(session, "broken", None)
+        assert unfingerprinted_priors(session, before=T0 + timedelta(minutes=9)) == []
+        assert load_fingerprint(session, "broken") is None
+        _stored(session, "new", "hk-b", corpus_fingerprints()["gpt_mini"], minute=5)
+        assert find_candidates(session, corpus_fingerprints()["gpt_mini"], submission_id="new") == []
 
 
 def test_a_copy_is_found_among_many_by_the_band_index(engine: Engine) -> None:
@@ -199,3 +243,48 @@ def test_end_to_end_scenario(engine: Engine) -> None:
             if who == "D":
                 assert report.attach_to == "graph-1" and report.family_owner_hotkey == "hk-A"
     assert outcomes == {"A": "allow", "B": "quarantine", "C": "reject", "D": "attach"}
+
+
+def test_attach_names_only_the_owner_the_architectures_table_has(engine: Engine) -> None:
+    """Issue 16: the graph report, the architectures table and the weights agree on the owner."""
+    a_project = corpus()["gpt_mini"]
+    d_project = with_new_train_step(a_project)
+    gdoc = graph_doc("GPT", "wte")
+    gfp = graph_fingerprint("graph-1", gdoc)
+    with Session(engine) as session, session.begin():
+        # A's run with this graph earned no score (a smoke run): nobody owns the family yet.
+        _stored(session, "sub-A", "hk-A", fingerprint_project(a_project), status="completed", minute=0)
+        save_graph_fingerprint(session, "sub-A", gfp)
+        _stored(session, "sub-D", "hk-D", fingerprint_project(d_project), status="running", minute=1)
+        priors = find_graph_priors(session, gfp, submission_id="sub-D")
+        report = decide_graph(
+            "graph-1", gdoc, hotkey="hk-D", source=fingerprint_project(d_project), priors=priors, policy=POLICY
+        )
+        assert (report.outcome, report.attach_to, report.family_owner_hotkey) == ("attach", "graph-1", None)
+        assert "no owner yet" in report.explanation and "hk-A" not in report.explanation
+        # D's score is the first: the score step's claim makes D the owner, as the report allowed.
+        owner = claim_architecture(session, graph_hash="graph-1", hotkey="hk-D", submission_id="sub-D", graph={})
+        assert owner.owner_hotkey == "hk-D" and owners(session) == {"graph-1": "hk-D"}
+        # A later attach names D, and a later claim does not move it.
+        _stored(session, "sub-E", "hk-E", fingerprint_project(d_project), status="running", minute=2)
+        e_project = with_new_train_step(a_project)
+        later = decide_graph(
+            "graph-1", gdoc, hotkey="hk-E", source=fingerprint_project(e_project),
+            priors=find_graph_priors(session, gfp, submission_id="sub-E"), policy=POLICY,
+        )  # fmt: skip
+        assert later.family_owner_hotkey == "hk-D"
+        assert claim_architecture(session, graph_hash="graph-1", hotkey="hk-E", submission_id="sub-E", graph={})
+        assert owners(session) == {"graph-1": "hk-D"}
+
+
+def test_fingerprints_of_an_older_version_are_redone_not_lost(engine: Engine) -> None:
+    fp = corpus_fingerprints()["gpt_mini"]
+    with Session(engine) as session, session.begin():
+        _stored(session, "old", "hk-a", fp, minute=0)
+        session.execute(update(SourceFingerprintRow).values(version=FINGERPRINT_VERSION - 1))
+        _stored(session, "new", "hk-b", fp, minute=5)
+        assert find_candidates(session, fp, submission_id="new") == []  # an old row is not compared
+        assert unfingerprinted_priors(session, before=T0 + timedelta(minutes=5)) == ["old"]
+        save_fingerprint_once(session, "old", fp)
+        assert unfingerprinted_priors(session, before=T0 + timedelta(minutes=5)) == []
+        assert [c.submission_id for c in find_candidates(session, fp, submission_id="new")] == ["old"]

@@ -24,9 +24,9 @@ from prism.evaluation.phase import GRAPH_FILE, LOSS_CURVE_FILE
 from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
 from prism.evaluation.runner import run_heldout, run_inspect, run_train, verified_artifact
 from prism.pipeline.context import StepContext, StepOutcome
-from prism.review.duplicates import DuplicateReport, decide_graph
 from prism.review.similarity import fingerprint_project
-from prism.review.similarity_graph import graph_fingerprint
+from prism.review.similarity.duplicates import DuplicateReport, decide_graph
+from prism.review.similarity.graph import graph_fingerprint
 from prism.runtime_config import RuntimeConfig
 from prism.scoring.score import final_score
 from prism.store.base import utcnow
@@ -115,9 +115,12 @@ def graph_duplicates_step(ctx: StepContext) -> StepOutcome:
     graph = _graph_document(job)
     fingerprint = graph_fingerprint(inspect.architecture_graph_hash, graph)
     source = fingerprint_project(ctx.project)
+    source_candidates = [
+        str(c["submission_id"]) for c in ctx.records.get("source_duplicates", {}).get("candidates", [])
+    ]
 
     def decide(session: Session) -> DuplicateReport:
-        priors = find_graph_priors(session, fingerprint, submission_id=ctx.submission.id)
+        priors = find_graph_priors(session, fingerprint, submission_id=ctx.submission.id, also=source_candidates)
         save_graph_fingerprint(session, ctx.submission.id, fingerprint)
         decided = decide_graph(
             inspect.architecture_graph_hash,

@@ -18,11 +18,10 @@ from prism.intake.project import Project
 from prism.intake.project_yaml import parse_project_config
 from prism.pipeline.context import Outcome, StepContext, StepOutcome
 from prism.reasons import qualify
-from prism.review.duplicates import PRIOR_ART_STATUSES, DuplicateReport, decide_source
-from prism.review.llm import LlmReviewConfig, ReviewContext, SimilarSource, review_project
-from prism.review.llm_types import LlmReviewResult
+from prism.review.llm import Finding, LlmReviewConfig, LlmReviewResult, ReviewContext, SimilarSource, review_project
 from prism.review.similarity import fingerprint_project
-from prism.review.similarity_errors import FingerprintError
+from prism.review.similarity.duplicates import DuplicateReport, decide_source
+from prism.review.similarity.errors import FingerprintError
 from prism.review.static import StaticPolicy
 from prism.review.static import review_project as static_review
 from prism.scoring.claims import REASON_CODE as CLAIMS_REASON
@@ -75,12 +74,13 @@ def _backfill_priors(session: Session, ctx: StepContext) -> None:
     Workers claim in order, so this is almost always nothing; but with several workers a copy
     can reach its source check before its original's, and must still find it.
     """
-    for prior_id in unfingerprinted_priors(session, before=ctx.submission.created_at, statuses=PRIOR_ART_STATUSES):
+    for prior_id in unfingerprinted_priors(session, before=ctx.submission.created_at):
         project = _prior_project(load_project(session, prior_id))
-        if project is None:
-            continue
-        with suppress(FingerprintError):  # unparsable: static review rejects it, it is no prior art
-            save_fingerprint_once(session, prior_id, fingerprint_project(project))
+        fingerprint = None  # a tombstone: unparsable code is no one's prior art, and is not retried
+        if project is not None:
+            with suppress(FingerprintError):
+                fingerprint = fingerprint_project(project)
+        save_fingerprint_once(session, prior_id, fingerprint)
 
 
 def source_duplicates_step(ctx: StepContext) -> StepOutcome:
@@ -125,17 +125,34 @@ def _llm_config(ctx: StepContext) -> LlmReviewConfig:
     return LlmReviewConfig.from_settings(ctx.settings, ctx.runtime_config.llm_review_policy)
 
 
+MAX_REFERENCES = 3
+
+
+def reference_candidates(duplicates: Mapping[str, object], *, hotkey: str) -> list[tuple[str, float]]:
+    """Which earlier submissions the reviewer may see, with their true scores, best first.
+
+    Only what PRISM's own duplicate report scored as related (not `unrelated`), of other hotkeys:
+    a prior that merely shared an index band is no reference, and a rival cannot get its text in
+    front of the reviewer by being found. Scores are the report's own containments.
+    """
+    raw = duplicates.get("candidates")
+    out: list[tuple[str, float]] = []
+    for candidate in raw if isinstance(raw, list | tuple) else []:  # a tuple in memory, a list from JSON
+        if not isinstance(candidate, Mapping) or candidate.get("relation") in (None, "unrelated"):
+            continue
+        if candidate.get("hotkey") == hotkey:
+            continue
+        score = max(float(candidate.get("new_in_prior", 0.0)), float(candidate.get("prior_in_new", 0.0)))
+        out.append((str(candidate["submission_id"]), score))
+    out.sort(key=lambda item: -item[1])
+    return out[:MAX_REFERENCES]
+
+
 def llm_review_step(ctx: StepContext) -> StepOutcome:
     config = _llm_config(ctx)
-    similar: list[SimilarSource] = []
-    duplicates = ctx.records.get("source_duplicates", {})
+    references = reference_candidates(ctx.records.get("source_duplicates", {}), hotkey=ctx.submission.hotkey)
     with ctx.sessions() as session:
-        for candidate in list(duplicates.get("candidates") or [])[:3]:
-            files = load_project(session, str(candidate["submission_id"]))
-            score = float(
-                max(candidate.get("containment_new_in_old", 0.0), candidate.get("containment_old_in_new", 0.0))
-            )
-            similar.append(SimilarSource(str(candidate["submission_id"]), score, files))
+        similar = [SimilarSource(sid, score, load_project(session, sid)) for sid, score in references]
     result = review_project(ctx.project, config=config, context=ReviewContext(similar=tuple(similar)))
     return _llm_outcome(result, stage="llm_review")
 
@@ -152,7 +169,15 @@ def claims_review_step(ctx: StepContext) -> StepOutcome:
         return StepOutcome.passed("no claims to review")
     manifest = ctx.records.get("validation", {}).get("manifest", {})
     verdict = review_claims(ctx.project.files.get("prism.yaml", ""), claims, manifest)
-    result = review_project(ctx.project, config=_llm_config(ctx), context=ReviewContext(measured=verdict.measured))
+    # Each contradiction is a finding PRISM measured itself: the proof an LLM rejection may cite.
+    findings = tuple(
+        Finding("unsupported_claims", item.path, item.line, item.line, item.explanation)
+        for item in verdict.contradictions
+        if item.line
+    )
+    result = review_project(
+        ctx.project, config=_llm_config(ctx), context=ReviewContext(measured=verdict.measured, findings=findings)
+    )
     outcome = _llm_outcome(result, stage="claims_review")
     record = {
         **outcome.record,

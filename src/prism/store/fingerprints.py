@@ -7,10 +7,11 @@ thousands of submissions share (a common idiom that escaped the boilerplate list
 amount and still yields its first discoverers. Exact scoring then runs on at most `limit`
 candidates, with their fingerprints loaded in one query.
 
-Prior art is decided here: only submissions in `PRIOR_ART_STATUSES` (not failed, not rejected),
-never the submission itself, and, when the new submission is named, only those created before it.
-Save a submission's fingerprint as soon as it is accepted, so a later submission sees it even if
-the earlier one is still waiting for a worker.
+Prior art is decided here: every earlier submission whatever its status (failed, rejected and
+quarantined ones included: code is prior art by when it arrived, not by how its run ended), never
+the submission itself, and, when the new submission is named, only those created before it. Each
+candidate carries whether it was scored, which is all the decision needs of its outcome. A prior
+whose code cannot be fingerprinted gets a tombstone row (`version` 0), so it is tried only once.
 """
 
 from __future__ import annotations
@@ -39,13 +40,14 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from prism.review.duplicates import PRIOR_ART_STATUSES, Candidate, DuplicateReport, GraphPrior
-from prism.review.similarity import FINGERPRINT_VERSION, SourceFingerprint
-from prism.review.similarity_graph import GraphFingerprint
+from prism.review.similarity.duplicates import Candidate, DuplicateReport, GraphPrior
+from prism.review.similarity.fingerprint import FINGERPRINT_VERSION, SourceFingerprint
+from prism.review.similarity.graph import GraphFingerprint
 from prism.store.base import Base, JsonDoc, UtcDateTime, utcnow
-from prism.store.models import Architecture, Submission
+from prism.store.models import Architecture, Evaluation, Submission
 
 DEFAULT_POSTING_CAP = 64
+TOMBSTONE_VERSION = 0  # a row saying: this submission's code cannot be fingerprinted
 _ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements only INTEGER keys
 
 
@@ -156,7 +158,7 @@ def load_fingerprint(session: Session, submission_id: str) -> SourceFingerprint 
 def _prior_filters(
     session: Session, submission_id: str | None, exclude_hotkey: str | None
 ) -> list[ColumnElement[bool]]:
-    filters: list[ColumnElement[bool]] = [Submission.status.in_(PRIOR_ART_STATUSES)]
+    filters: list[ColumnElement[bool]] = []
     if exclude_hotkey is not None:
         filters.append(Submission.hotkey != exclude_hotkey)
     if submission_id is not None:
@@ -224,8 +226,10 @@ def find_candidates(
             Submission.hotkey,
             Submission.status,
             Submission.created_at,
+            Evaluation.score_eligible,
         )
         .join(Submission, Submission.id == SourceFingerprintRow.submission_id)
+        .outerjoin(Evaluation, Evaluation.submission_id == SourceFingerprintRow.submission_id)
         .where(SourceFingerprintRow.submission_id.in_(top))
     ).all()
     out = [
@@ -236,6 +240,7 @@ def find_candidates(
             created_at=row.created_at,
             band_hits=hits[row.submission_id],
             fingerprint=SourceFingerprint.from_blob(row.data),
+            scored=row.status == "completed" and bool(row.score_eligible),
         )
         for row in rows
         if row.version == FINGERPRINT_VERSION
@@ -262,8 +267,13 @@ def find_graph_priors(
     submission_id: str | None = None,
     limit: int = 20,
     posting_cap: int = DEFAULT_POSTING_CAP,
+    also: Sequence[str] = (),
 ) -> list[GraphPrior]:
-    """Earlier submissions with the same graph hash (oldest first) or sharing graph bands."""
+    """Earlier submissions with the same graph hash (oldest first) or sharing graph bands.
+
+    `also` names the source check's candidates: they are compared by graph too, so a copy whose
+    graph drifted out of every shared band is still judged against the prior its source matched.
+    """
     filters = _prior_filters(session, submission_id, None)
     same = list(
         session.execute(
@@ -276,7 +286,21 @@ def find_graph_priors(
     )
     hits = _band_hits(session, _GRAPH_BANDS, gfp.band_keys, filters, posting_cap)
     close = [s for s in sorted(hits, key=lambda s: (-hits[s], s)) if s not in same][:limit]
-    wanted = same + close
+    named = (
+        list(
+            session.execute(
+                select(GraphFingerprintRow.submission_id)
+                .join(Submission, Submission.id == GraphFingerprintRow.submission_id)
+                .where(
+                    GraphFingerprintRow.submission_id.in_([a for a in also if a not in same and a not in close]),
+                    *filters,
+                )
+            ).scalars()
+        )
+        if also
+        else []
+    )
+    wanted = same + close + named
     if not wanted:
         return []
     rows = session.execute(
@@ -353,23 +377,57 @@ def load_reports(session: Session, submission_id: str) -> list[DuplicateReport]:
     return [DuplicateReport.from_json(row.report) for row in rows]
 
 
-def unfingerprinted_priors(session: Session, *, before: datetime, statuses: Iterable[str]) -> list[str]:
-    """Earlier submissions, still prior art, that no worker has fingerprinted yet (oldest first)."""
-    missing = (
-        ~select(SourceFingerprintRow.submission_id).where(SourceFingerprintRow.submission_id == Submission.id).exists()
+def unfingerprinted_priors(session: Session, *, before: datetime) -> list[str]:
+    """Earlier submissions with no current fingerprint yet, oldest first.
+
+    No row at all (no worker reached them), or a row of an older `FINGERPRINT_VERSION` (the
+    normalization changed since): both are fingerprinted again from the stored source, so an
+    upgrade never loses prior art. A tombstone is current: unparsable code is not retried.
+    """
+    current = (
+        select(SourceFingerprintRow.submission_id)
+        .where(
+            SourceFingerprintRow.submission_id == Submission.id,
+            SourceFingerprintRow.version.in_((FINGERPRINT_VERSION, TOMBSTONE_VERSION)),
+        )
+        .exists()
     )
     rows = session.scalars(
-        select(Submission.id)
-        .where(Submission.created_at < before, Submission.status.in_(tuple(statuses)), missing)
-        .order_by(Submission.created_at)
+        select(Submission.id).where(Submission.created_at < before, ~current).order_by(Submission.created_at)
     )
     return list(rows)
 
 
-def save_fingerprint_once(session: Session, submission_id: str, fp: SourceFingerprint) -> None:
-    """Like `save_fingerprint`, but a concurrent worker that saved it first wins quietly."""
+def save_fingerprint_once(session: Session, submission_id: str, fp: SourceFingerprint | None) -> None:
+    """Like `save_fingerprint`, but a concurrent worker that saved it first wins quietly.
+
+    `None` stores a tombstone: the prior's code cannot be fingerprinted (it does not parse), it is
+    no one's prior art, and no later check should try again.
+    """
     try:
         with session.begin_nested():
-            save_fingerprints_bulk(session, [(submission_id, fp)])
+            stored = session.execute(
+                select(SourceFingerprintRow.version).where(SourceFingerprintRow.submission_id == submission_id)
+            ).scalar()
+            if stored in (FINGERPRINT_VERSION, TOMBSTONE_VERSION):
+                return  # another worker was first
+            if stored is not None:  # an older version: replaced
+                session.execute(delete(SimilarityBand).where(SimilarityBand.submission_id == submission_id))
+                session.execute(delete(SourceFingerprintRow).where(SourceFingerprintRow.submission_id == submission_id))
+            if fp is None:
+                session.execute(
+                    insert(_SOURCE),
+                    [
+                        {
+                            "submission_id": submission_id,
+                            "version": TOMBSTONE_VERSION,
+                            "normalized_sha256": "",
+                            "data": b"",
+                            "created_at": utcnow(),
+                        }
+                    ],
+                )
+            else:
+                save_fingerprints_bulk(session, [(submission_id, fp)])
     except IntegrityError:
         pass

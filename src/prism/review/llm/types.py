@@ -29,11 +29,28 @@ class SimilarSource:
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    """A finding PRISM derived itself, deterministically (a measured claim contradiction, ...).
+
+    A reviewer's rejection citing lines that overlap one with the same rule is proven by it.
+    """
+
+    rule_id: str
+    path: str
+    line_start: int
+    line_end: int
+    explanation: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReviewContext:
+    # Earlier submissions PRISM's duplicate report made candidates (never anything else), shown as
+    # reference for the plagiarism rule; a rejection can never rest on them (see `proof.py`).
     similar: tuple[SimilarSource, ...] = ()
     # Measured manifest figures (parameter_count, flops, tokens, bits_per_byte...) for the
     # post-evaluation claims review; None before evaluation.
     measured: Mapping[str, object] | None = None
+    findings: tuple[Finding, ...] = ()
 
     def __post_init__(self) -> None:
         if self.measured is not None:
@@ -58,13 +75,20 @@ class ClaimedEvidence:
 
 @dataclass(frozen=True, slots=True)
 class TranscriptEntry:
-    """One message of a conversation, redacted. `role` is system, user, assistant, tool_call, tool or error."""
+    """One message of a conversation, redacted. `role` is system, user, assistant, tool_call, tool or error.
+
+    `content` is capped (see `transcript.py`); `chars` and `sha256` describe the whole redacted
+    text, so an operator can tell what was cut and match it against a provider's own log.
+    """
 
     chunk: int
     attempt: int
     role: str
     content: str
     name: str = ""
+    chars: int = 0
+    sha256: str = ""
+    truncated: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,25 +12,32 @@ between a variant and a copy is drawn by what is new and functional, not by how 
 - architecture reused with nothing new and functional is a copy: quarantine when another hotkey
   wrote the original, allow when it is the same hotkey's own earlier work.
 
-Prior art (which earlier submissions count) is decided by the store: see `PRIOR_ART_STATUSES`.
+Prior art is every earlier submission, whatever became of it (failed, rejected, quarantined, a
+non-scoring smoke run): code does not stop being someone's first because its run failed. What a
+prior's outcome changes is only the verdict against its *own* author: a hotkey resubmitting the
+same code after a run that earned no score (failed, rejected, non-scoring) is not copying anyone.
+Ownership of an architecture family is a separate thing and needs a score (`store/scores.py`):
+the reports here name an owner only when the `architectures` table has one.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from prism.evidence import Evidence, evidence_from_json, evidence_to_json
-from prism.review.similarity import SourceFingerprint, containment
-from prism.review.similarity_graph import (
+from prism.review.similarity.fingerprint import SourceFingerprint, containment
+from prism.review.similarity.graph import (
+    WIDTH_NEAR,
     GraphAdapter,
     GraphFingerprint,
     graph_fingerprint,
     graph_similarity,
     prism_graph_adapter,
+    width_similarity,
 )
 from prism.runtime_config import SimilarityPolicy
 
@@ -38,11 +45,10 @@ Outcome = Literal["reject", "attach", "quarantine", "allow"]
 Relation = Literal["exact", "copy", "variant", "partial", "unrelated"]
 Stage = Literal["source", "graph"]
 
-# Earlier submissions in these states are prior art. Failed and rejected ones are nobody's prior
-# art (a miner resubmitting after an infrastructure failure is not a duplicate of itself).
-PRIOR_ART_STATUSES = ("pending", "running", "held", "quarantined", "completed")
 # A prior whose own standing is unresolved: matching it is suspicious, never a final rejection.
 UNSETTLED_STATUSES = frozenset({"quarantined"})
+# A prior still on its way to a result: the same hotkey sending the same code again is a double.
+IN_FLIGHT_STATUSES = frozenset({"pending", "running", "held"})
 MAX_MATCHED_REGIONS = 5
 _SEVERITY: Mapping[Outcome, int] = {"reject": 3, "quarantine": 2, "attach": 1, "allow": 0}
 
@@ -57,6 +63,7 @@ class Candidate:
     created_at: datetime
     band_hits: int
     fingerprint: SourceFingerprint
+    scored: bool = False  # completed with a score-eligible result
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +107,8 @@ class CandidateScore:
     identical_normalized: bool
     graph_similarity: float | None
     matched_regions: tuple[RegionMatch, ...]
+    prior_scored: bool = False  # the prior completed with a score-eligible result
+    width_similarity: float | None = None  # graph stage: sorted parameter sizes compared
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +220,7 @@ def _score(
     status: str,
     policy: SimilarityPolicy,
     graph_sim: float | None = None,
+    scored: bool = False,
 ) -> CandidateScore:
     c = compare_sources(new, prior, policy)
     regions = _matched_regions(new, prior) if c.relation != "unrelated" else ()
@@ -227,6 +237,7 @@ def _score(
         identical_normalized=new.normalized_sha256 == prior.normalized_sha256,
         graph_similarity=None if graph_sim is None else round(graph_sim, 4),
         matched_regions=regions,
+        prior_scored=scored,
     )
 
 
@@ -264,52 +275,97 @@ def _evidence(
     )
 
 
+def _source_option(score: CandidateScore, *, own: bool) -> tuple[Outcome, str, str] | None:
+    """What one candidate alone would make of the new submission (None: nothing to say)."""
+    if score.relation == "exact" and score.status in UNSETTLED_STATUSES:
+        return (
+            "quarantine",
+            "duplicate.exact_source_unsettled",
+            "the source is identical to a submission whose own review is unresolved",
+        )
+    if score.relation == "exact" and own and not score.prior_scored and score.status not in IN_FLIGHT_STATUSES:
+        # Issue 16: a smoke run, a failure or a rejection earned nothing; the author may try again.
+        return (
+            "allow",
+            "similarity.own_resubmission",
+            f"resubmits this hotkey's own code from a run that earned no score ({score.status}"
+            + (", non-scoring" if score.status == "completed" else "")
+            + ")",
+        )
+    if score.relation == "exact":
+        return (
+            "reject",
+            "duplicate.exact_source",
+            "the source is identical to an earlier submission"
+            + (" of this hotkey (scored or still in flight)" if own else " of another hotkey"),
+        )
+    if score.relation == "copy" and not own and score.identical_normalized:
+        return (
+            "quarantine",
+            "duplicate.normalized_source",
+            "the code is identical to another hotkey's earlier submission once names, order, comments, "
+            "literals, equivalent forms and dead code are normalized",
+        )
+    if score.relation == "copy" and not own:
+        return (
+            "quarantine",
+            "duplicate.near_source",
+            "the code is a near-copy of another hotkey's earlier submission with nothing new and functional",
+        )
+    if score.relation == "copy":
+        return ("allow", "similarity.own_work", "a near-copy of this hotkey's own earlier submission")
+    if score.relation == "variant":
+        return ("allow", "similarity.variant", "reuses an earlier architecture with new training code")
+    return None
+
+
+def _originals(scores: Sequence[CandidateScore], hotkey: str) -> list[CandidateScore]:
+    """Drop candidates that are themselves copies of an earlier candidate in the same group.
+
+    Among the candidates with the same code as written (or the same normalized program), the
+    earliest is the original; later ones of other hotkeys copied it, and judging against them would
+    let a copier's rejected copy block the original author's own resubmission. The hotkey's own
+    later runs of that code stay: a scored one still makes a further resubmission a double.
+    """
+    first_exact: str | None = None
+    first_normalized: str | None = None
+    out = []
+    for score in scores:  # earliest first
+        if score.relation == "exact":
+            if first_exact is not None and (score.hotkey != hotkey or first_exact != hotkey):
+                continue
+            first_exact = first_exact or score.hotkey
+        elif score.identical_normalized:
+            if first_normalized is not None:
+                continue
+            first_normalized = score.hotkey
+        out.append(score)
+    return out
+
+
 def decide_source(
     new: SourceFingerprint, *, hotkey: str, candidates: Sequence[Candidate], policy: SimilarityPolicy
 ) -> DuplicateReport:
     """The source check, run before the LLM review; `candidates` come from `find_candidates`."""
     ordered = sorted(candidates, key=lambda c: (c.created_at, c.submission_id))
     scores = [
-        _score(new, c.fingerprint, submission_id=c.submission_id, hotkey=c.hotkey, status=c.status, policy=policy)
+        _score(
+            new,
+            c.fingerprint,
+            submission_id=c.submission_id,
+            hotkey=c.hotkey,
+            status=c.status,
+            policy=policy,
+            scored=c.scored,
+        )
         for c in ordered
     ]
     verdict: tuple[Outcome, str, str, CandidateScore | None] = ("allow", "similarity.none", "no similar prior", None)
-    for score in scores:  # earliest first, so ties go to the first discoverer
-        own = score.hotkey == hotkey
-        if score.relation == "exact" and score.status in UNSETTLED_STATUSES:
-            option: tuple[Outcome, str, str] = (
-                "quarantine",
-                "duplicate.exact_source_unsettled",
-                "the normalized source is identical to a submission whose own review is unresolved",
-            )
-        elif score.relation == "exact":
-            option = (
-                "reject",
-                "duplicate.exact_source",
-                "the normalized source is identical to an earlier submission"
-                + (" of this hotkey that did not fail" if own else " of another hotkey"),
-            )
-        elif score.relation == "copy" and not own and score.identical_normalized:
-            option = (
-                "quarantine",
-                "duplicate.normalized_source",
-                "the code is identical to another hotkey's earlier submission once names, order, comments, "
-                "literals and dead code are normalized",
-            )
-        elif score.relation == "copy" and not own:
-            option = (
-                "quarantine",
-                "duplicate.near_source",
-                "the code is a near-copy of another hotkey's earlier submission with nothing new and functional",
-            )
-        elif score.relation == "copy":
-            option = ("allow", "similarity.own_work", "a near-copy of this hotkey's own earlier submission")
-        elif score.relation == "variant":
-            option = ("allow", "similarity.variant", "reuses an earlier architecture with new training code")
-        else:
+    for score in _originals(scores, hotkey):  # earliest first, so ties go to the first discoverer
+        option = _source_option(score, own=score.hotkey == hotkey)
+        if option is None:
             continue
-        current = verdict[3]
-        if _SEVERITY[option[0]] > _SEVERITY[verdict[0]] or current is None:
+        if verdict[3] is None or _SEVERITY[option[0]] > _SEVERITY[verdict[0]]:
             verdict = (*option, score)
     outcome, reason, explanation, matched = verdict
     scores.sort(key=lambda s: -max(s.new_in_prior, s.prior_in_new))
@@ -341,6 +397,7 @@ def decide_graph(
     scored: list[tuple[GraphPrior, CandidateScore]] = []
     for p in ordered:
         sim = 1.0 if p.graph.graph_hash == graph_hash else graph_similarity(mine, p.graph)
+        widths = width_similarity(mine, p.graph)
         if p.source is not None:
             score = _score(
                 source, p.source, submission_id=p.submission_id, hotkey=p.hotkey, status=p.status,
@@ -350,7 +407,7 @@ def decide_graph(
             score = CandidateScore(
                 p.submission_id, p.hotkey, p.status, "unrelated", 0, 0.0, 0.0, 0.0, False, False, sim, ()
             )
-        scored.append((p, score))
+        scored.append((p, replace(score, width_similarity=None if widths is None else round(widths, 4))))
     report = _graph_verdict(graph_hash, hotkey, source, scored, policy)
     return report
 
@@ -365,37 +422,58 @@ def _graph_verdict(
     scores = tuple(s for _, s in scored)
     same = [(p, s) for p, s in scored if p.graph.graph_hash == graph_hash]
     if same:
-        owner = next((p for p, _ in same if p.family_owner_hotkey), same[0][0])
-        owner_hotkey = owner.family_owner_hotkey or owner.hotkey
-        copies = [s for p, s in same if p.hotkey != hotkey and s.relation in ("exact", "copy")]
+        # Ownership needs a score: only the `architectures` row names an owner. Without one, the
+        # first score-eligible result of this family (possibly this one) will claim it.
+        owned = next((p for p, _ in same if p.family_owner_hotkey), None)
+        owner_hotkey = owned.family_owner_hotkey if owned else None
+        first = owned or same[0][0]
+        # Another hotkey's same graph with nothing new to train is a copy, however the source was
+        # dressed: an implementation variant is attached only for new training code.
+        copies = [
+            s for p, s in same if p.hotkey != hotkey and (s.relation in ("exact", "copy") or not s.training_is_new)
+        ]
         if copies:
-            explanation = "same architecture graph as another hotkey's submission and only cosmetic source changes"
+            explanation = "same architecture graph as another hotkey's earlier submission and no new training code"
             return DuplicateReport(
                 "graph", "quarantine", "duplicate.graph_cosmetic_copy", explanation, scores,
                 _evidence("duplicate.graph_cosmetic_copy", source, copies[0], explanation),
                 matched_submission_id=copies[0].submission_id, family_owner_hotkey=owner_hotkey,
             )  # fmt: skip
-        own = owner_hotkey == hotkey
+        own = owner_hotkey == hotkey or (owner_hotkey is None and all(p.hotkey == hotkey for p, _ in same))
         reason = "duplicate.graph_own_family" if own else "duplicate.graph_variant"
-        explanation = f"same architecture graph as the family owned by {owner_hotkey}; source changed: attached"
+        if owner_hotkey is not None:
+            explanation = f"same architecture graph as the family owned by {owner_hotkey}; new code attached"
+        else:
+            explanation = (
+                f"same architecture graph as earlier submission {first.submission_id}; the family has no owner "
+                "yet (ownership goes to its first score-eligible result); new code attached"
+            )
         return DuplicateReport(
             "graph", "attach", reason, explanation, scores,
             _evidence(reason, source, None, explanation),
-            matched_submission_id=owner.family_owner_submission_id or owner.submission_id,
+            matched_submission_id=(owned.family_owner_submission_id if owned else None) or first.submission_id,
             attach_to=graph_hash, family_owner_hotkey=owner_hotkey,
         )  # fmt: skip
-    close = [(p, s) for p, s in scored if (s.graph_similarity or 0.0) >= policy.graph_quarantine_threshold]
+    # Structure alone (labels carry no widths) plus a separate width check: a copy with nudged
+    # widths is close on both; the same textbook structure at another scale is not.
+    close = [
+        (p, s)
+        for p, s in scored
+        if (s.graph_similarity or 0.0) >= policy.graph_quarantine_threshold
+        and (s.width_similarity is None or s.width_similarity >= WIDTH_NEAR)
+    ]
     others = [(p, s) for p, s in close if p.hotkey != hotkey]
     if others:
         p, s = max(others, key=lambda ps: (ps[1].graph_similarity or 0.0, -ps[0].created_at.timestamp()))
         explanation = (
             f"architecture graph differs in hash but is structurally near-identical "
-            f"(similarity {s.graph_similarity}) to another hotkey's submission {p.submission_id}"
+            f"(structure {s.graph_similarity}, widths {s.width_similarity}) to another hotkey's submission "
+            f"{p.submission_id}"
         )
         return DuplicateReport(
             "graph", "quarantine", "duplicate.graph_ambiguous", explanation, scores,
             _evidence("duplicate.graph_ambiguous", source, s if s.matched_regions else None, explanation),
-            matched_submission_id=p.submission_id, family_owner_hotkey=p.family_owner_hotkey or p.hotkey,
+            matched_submission_id=p.submission_id, family_owner_hotkey=p.family_owner_hotkey,
         )  # fmt: skip
     if close:
         return DuplicateReport(

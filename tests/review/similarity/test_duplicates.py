@@ -9,9 +9,9 @@ import pytest
 
 from prism.errors import ConfigError
 from prism.intake.project import Project
-from prism.review.duplicates import DuplicateReport, GraphPrior, decide_graph, decide_source
 from prism.review.similarity import fingerprint_project
-from prism.review.similarity_graph import graph_fingerprint
+from prism.review.similarity.duplicates import DuplicateReport, GraphPrior, decide_graph, decide_source
+from prism.review.similarity.graph import graph_fingerprint
 from prism.runtime_config import SimilarityPolicy, parse_runtime_config
 from tests.review.similarity_support import T0, candidate, corpus, corpus_fingerprints, graph_doc, with_new_train_step
 from tests.review.variants import obfuscate
@@ -60,6 +60,48 @@ def test_exact_copy_is_rejected_from_any_hotkey() -> None:
         assert report.outcome == "reject"
         assert report.reason_code == "duplicate.exact_source"
         assert report.evidence[0].rule_id == "duplicate.exact_source"
+
+
+@pytest.mark.parametrize("status", ["failed", "rejected", "completed"])
+def test_a_hotkey_may_resubmit_its_own_code_after_a_run_that_earned_no_score(status: str) -> None:
+    # Issue 16: a non-scoring smoke run (completed, not score-eligible), a failure or a
+    # rejection of one's own code does not make the same code a duplicate of itself.
+    original = corpus_fingerprints()["gpt_mini"]
+    prior = candidate(original, status=status, scored=False)
+    report = decide_source(original, hotkey="hk-a", candidates=[prior], policy=POLICY)
+    assert (report.outcome, report.reason_code) == ("allow", "similarity.own_resubmission")
+    # ... while another hotkey's copy of that same unscored code is still a copy.
+    other = decide_source(original, hotkey="hk-b", candidates=[prior], policy=POLICY)
+    assert (other.outcome, other.reason_code) == ("reject", "duplicate.exact_source")
+
+
+@pytest.mark.parametrize("status", ["pending", "running", "held"])
+def test_resubmitting_code_still_in_flight_is_a_double(status: str) -> None:
+    original = corpus_fingerprints()["gpt_mini"]
+    prior = candidate(original, status=status, scored=False)
+    report = decide_source(original, hotkey="hk-a", candidates=[prior], policy=POLICY)
+    assert (report.outcome, report.reason_code) == ("reject", "duplicate.exact_source")
+
+
+def test_a_copiers_later_copy_does_not_block_the_authors_resubmission() -> None:
+    # Issue 15: A's run failed, B copied it (rejected as a copy), A resubmits: the earliest of the
+    # identical group is A's own, B's copy is no prior art against A.
+    original = corpus_fingerprints()["gpt_mini"]
+    failed = candidate(original, submission_id="a1", hotkey="hk-a", status="failed", minute=0)
+    copy = candidate(original, submission_id="b1", hotkey="hk-b", status="rejected", minute=5)
+    report = decide_source(original, hotkey="hk-a", candidates=[copy, failed], policy=POLICY)
+    assert (report.outcome, report.reason_code) == ("allow", "similarity.own_resubmission")
+    # A third hotkey copying it is judged against A's original.
+    third = decide_source(original, hotkey="hk-c", candidates=[copy, failed], policy=POLICY)
+    assert third.outcome == "reject" and third.matched_submission_id == "a1"
+
+
+def test_a_scored_own_run_makes_a_later_resubmission_a_double_even_after_an_unscored_one() -> None:
+    original = corpus_fingerprints()["gpt_mini"]
+    smoke = candidate(original, submission_id="a1", status="completed", scored=False, minute=0)
+    scored = candidate(original, submission_id="a2", status="completed", scored=True, minute=5)
+    report = decide_source(original, hotkey="hk-a", candidates=[smoke, scored], policy=POLICY)
+    assert (report.outcome, report.matched_submission_id) == ("reject", "a2")
 
 
 def test_exact_copy_of_a_quarantined_submission_is_only_quarantined() -> None:
@@ -217,7 +259,19 @@ def test_different_graph_is_allowed() -> None:
         "h3", wider, hotkey="hk-b", source=corpus_fingerprints()["wavenet"], priors=[prior], policy=POLICY
     )
     assert report.outcome == "allow"
-    assert report.candidates[0].graph_similarity is not None and report.candidates[0].graph_similarity < 0.9
+    # The same structure at another scale: the structure matches, the separate width check does not.
+    [scored] = report.candidates
+    assert scored.graph_similarity == 1.0
+    assert scored.width_similarity is not None and scored.width_similarity < 0.75
+
+
+def test_a_width_tweak_of_another_hotkeys_graph_is_ambiguous() -> None:
+    prior = _prior(graph_doc("GPT", "wte"), "h1", hotkey="hk-a", source=corpus_fingerprints()["gpt_mini"])
+    tweaked = graph_doc("Other", "emb", width=18)
+    report = decide_graph(
+        "h3", tweaked, hotkey="hk-b", source=corpus_fingerprints()["wavenet"], priors=[prior], policy=POLICY
+    )
+    assert (report.outcome, report.reason_code) == ("quarantine", "duplicate.graph_ambiguous")
 
 
 def test_own_family_attaches_to_itself() -> None:

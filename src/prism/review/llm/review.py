@@ -5,9 +5,15 @@ For each part of the project (see `llm_chunks.py`) a fresh conversation asks the
 PRISM's own evidence check (`llm_gate.py`), never from the model's prose:
 
 - approve in every part                        -> "approve"
-- a rejection with at least one verified item  -> "reject" (Evidence rule_id "llm.<rule_id>")
-- a rejection that verifies nothing            -> "quarantine", the claims kept for the operator
+- a rejection with at least one proven item    -> "reject" (Evidence rule_id "llm.<rule_id>"): the
+  quote is on the cited lines (`gate.py`) AND those lines carry a finding PRISM re-derives for
+  the rule named (`proof.py`)
+- a rejection that proves nothing              -> "quarantine", the claims kept for the operator
   (unless the runtime policy's evidence_required_for_rejection is false: then it stands)
+- a rejection for plagiarism alone             -> overruled: PRISM's duplicate report decides copies
+- references (earlier submissions) shown and the outcome a quarantine, or a part failing the
+  protocol -> the review is run again without them, and that outcome stands: another miner's
+  text never steers a verdict
 - a part that could not be reviewed (provider error, timeout, unparseable answer, a verdict before
   the diagram after every retry) -> "hold" when review is required, "advisory_pass" when advisory.
 
@@ -20,23 +26,24 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import openai
 
 from prism.evidence import Evidence
 from prism.intake.project import Project
-from prism.review.llm_chunks import Chunk, plan_chunks
-from prism.review.llm_client import ChatReply, OpenAIChat
-from prism.review.llm_config import LlmReviewConfig, ReviewRule
-from prism.review.llm_errors import LlmOrderingError, LlmProtocolError, LlmProviderError, LlmReviewError
-from prism.review.llm_gate import check_claims
-from prism.review.llm_mermaid import validate_mermaid
-from prism.review.llm_prompt import Prompt, build_prompt, fixed_chars
-from prism.review.llm_protocol import MERMAID_TOOL, VERDICT_TOOL, MermaidCall, VerdictCall, parse_call
-from prism.review.llm_redact import redact
-from prism.review.llm_types import (
+from prism.review.llm.chunks import Chunk, plan_chunks
+from prism.review.llm.client import ChatReply, OpenAIChat
+from prism.review.llm.config import LlmReviewConfig, ReviewRule
+from prism.review.llm.errors import LlmOrderingError, LlmProtocolError, LlmProviderError, LlmReviewError
+from prism.review.llm.gate import verify_claim
+from prism.review.llm.mermaid import validate_mermaid
+from prism.review.llm.prompt import Prompt, build_prompt, fixed_chars
+from prism.review.llm.proof import plagiarism_is_overruled, prove
+from prism.review.llm.protocol import MERMAID_TOOL, VERDICT_TOOL, MermaidCall, VerdictCall, parse_call
+from prism.review.llm.redact import redact
+from prism.review.llm.transcript import Transcript
+from prism.review.llm.types import (
     ChunkOutcome,
     ChunkReview,
     ClaimedEvidence,
@@ -69,17 +76,6 @@ class ChatClient(Protocol):
     def complete(self, messages: list[dict[str, Any]]) -> ChatReply: ...
 
 
-@dataclass
-class _Transcript:
-    """Collects redacted entries; the full prompt is kept once per part, not once per attempt."""
-
-    secrets: tuple[str, ...]
-    entries: list[TranscriptEntry] = field(default_factory=list)
-
-    def add(self, chunk: int, attempt: int, role: str, content: str, name: str = "") -> None:
-        self.entries.append(TranscriptEntry(chunk, attempt, role, redact(content, self.secrets), name))
-
-
 def review_project(
     project: Project,
     *,
@@ -92,10 +88,27 @@ def review_project(
         return LlmReviewResult(outcome="disabled", reason="LLM review is disabled", model=config.model)
     context = context or ReviewContext()
     chat: ChatClient = OpenAIChat(config, client) if client is None or isinstance(client, openai.OpenAI) else client
+    result = _review(project, config, context, chat)
+    steerable = result.outcome == "quarantine" or any(c.outcome == "protocol_error" for c in result.chunks)
+    if context.similar and result.outcome != "reject" and steerable:
+        # Reference text is another miner's code: it may inform a plagiarism note, never a verdict
+        # against this miner. A suspicion, or a protocol failure (a reference can tell a model to
+        # answer in prose), raised with it in the prompt is replaced by the outcome of a review
+        # without it. (A proven rejection rests on this project's own lines and PRISM's own
+        # check; an approval is not something a rival would steer towards; a provider outage is
+        # no one's text.)
+        log.info("llm review of %s: re-reviewed without reference material", project.code_hash[:12])
+        plain = _review(project, config, dataclasses.replace(context, similar=()), chat)
+        reason = f"{plain.reason} (decided without reference material; with it: {result.outcome})"
+        return dataclasses.replace(plain, reason=reason, transcript=result.transcript + plain.transcript)
+    return result
+
+
+def _review(project: Project, config: LlmReviewConfig, context: ReviewContext, chat: ChatClient) -> LlmReviewResult:
     chunks, similar_budget = _plan(project, config, context)
     if not chunks:
         return LlmReviewResult(outcome="approve", reason="the project has no files to review", model=config.model)
-    transcript = _Transcript(config.secrets)
+    transcript = Transcript(config.secrets)
     reviews: list[ChunkReview] = []
     for index, chunk in enumerate(chunks):
         review = _review_chunk(
@@ -130,7 +143,7 @@ def _review_chunk(
     config: LlmReviewConfig,
     context: ReviewContext,
     similar_budget: int,
-    transcript: _Transcript,
+    transcript: Transcript,
 ) -> ChunkReview:
     failure: LlmReviewError | None = None
     for attempt in range(1, config.attempts + 1):
@@ -150,7 +163,7 @@ def _review_chunk(
                 index + 1, attempt, config.attempts, type(exc).__name__, redact(str(exc), config.secrets),
             )  # fmt: skip
             continue
-        return _judge(project, config, chunk, index, attempt, mermaid, verdict)
+        return _judge(project, config, context, chunk, index, attempt, mermaid, verdict)
     kind: ChunkOutcome = "provider_error" if isinstance(failure, LlmProviderError) else "protocol_error"
     return ChunkReview(
         index=index,
@@ -161,7 +174,7 @@ def _review_chunk(
     )
 
 
-def _record_prompt(transcript: _Transcript, prompt: Prompt, index: int, attempt: int) -> None:
+def _record_prompt(transcript: Transcript, prompt: Prompt, index: int, attempt: int) -> None:
     if attempt == 1:
         if index == 0:
             transcript.add(index, attempt, "system", prompt.system)
@@ -171,7 +184,7 @@ def _record_prompt(transcript: _Transcript, prompt: Prompt, index: int, attempt:
 
 
 def _converse(
-    chat: ChatClient, prompt: Prompt, transcript: _Transcript, index: int, attempt: int
+    chat: ChatClient, prompt: Prompt, transcript: Transcript, index: int, attempt: int
 ) -> tuple[str, VerdictCall]:
     """One fresh conversation: a valid diagram must come before the verdict, else it raises."""
     messages: list[dict[str, Any]] = [
@@ -208,6 +221,7 @@ def _converse(
 def _judge(
     project: Project,
     config: LlmReviewConfig,
+    context: ReviewContext,
     chunk: Chunk,
     index: int,
     attempt: int,
@@ -226,13 +240,31 @@ def _judge(
     )
     if verdict.verdict == "approve":
         return approved
-    verified, unverified = check_claims(project, verdict.evidence, max_lines=config.max_evidence_lines)
-    stands = bool(verified) or not config.evidence_required_for_rejection
+    if plagiarism_is_overruled(verdict.evidence, verdict.rule_ids):
+        overruled = tuple(
+            dataclasses.replace(c, problem="overruled: copies are decided by PRISM's duplicate review")
+            for c in verdict.evidence
+        )
+        reason = f"plagiarism claim overruled by PRISM's duplicate review: {approved.reason}"
+        return dataclasses.replace(approved, reason=reason, unverified_claims=overruled)
+    proven: list[Evidence] = []
+    unproven: list[ClaimedEvidence] = []
+    for claim in verdict.evidence:
+        located = verify_claim(project, claim, max_lines=config.max_evidence_lines)
+        if not isinstance(located, Evidence):
+            unproven.append(located)
+            continue
+        proof = prove(project, claim, context.findings)
+        if proof.proven:
+            proven.append(dataclasses.replace(located, explanation=f"{located.explanation} [proof: {proof.how}]"))
+        else:
+            unproven.append(dataclasses.replace(claim, problem=f"quote found, but no proof: {proof.how}"))
+    stands = bool(proven) or not config.evidence_required_for_rejection
     return dataclasses.replace(
         approved,
         outcome="reject" if stands else "quarantine",
-        verified_evidence=verified,
-        unverified_claims=unverified,
+        verified_evidence=tuple(proven),
+        unverified_claims=tuple(unproven),
     )
 
 

@@ -16,11 +16,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from prism.intake.project import Project
-from prism.review.llm_chunks import Chunk, Piece
-from prism.review.llm_config import ReviewRule
-from prism.review.llm_gate import source_lines
-from prism.review.llm_protocol import MERMAID_TOOL, VERDICT_TOOL
-from prism.review.llm_types import ReviewContext, SimilarSource
+from prism.review.llm.chunks import Chunk, Piece
+from prism.review.llm.config import ReviewRule
+from prism.review.llm.gate import source_lines
+from prism.review.llm.protocol import MERMAID_TOOL, VERDICT_TOOL
+from prism.review.llm.types import ReviewContext, SimilarSource
 
 MAX_SIMILAR_SOURCES = 3
 MAX_MANIFEST_FILES = 300
@@ -102,7 +102,9 @@ data flow: files, functions, file/network/process access.
 for each finding give path, line_start, line_end (the numbers shown before '|'), quote = the exact text of those \
 lines copied verbatim without the line-number prefix, rule_id and a one-sentence explanation. PRISM checks every \
 quote against the stored source; evidence that does not match is discarded. Cite the smallest range that shows \
-the problem. Give rule_ids and a confidence between 0 and 1.
+the problem. PRISM re-checks that the cited code itself shows the rule (a call, an import, an \
+assignment; for prompt_injection the text): a comment, a name or a function signature proves nothing, and \
+plagiarism is decided by PRISM's own duplicate check. Give rule_ids and a confidence between 0 and 1.
 
 Line numbers are shown as 'N | text'. A line too long for one request is split; its continued parts are shown \
 as 'N ~ text'. A large project is reviewed in parts: judge the code you are shown, and cite only files of the \

@@ -15,7 +15,7 @@ import re
 
 from prism.evidence import Evidence
 from prism.intake.project import Project
-from prism.review.llm_types import ClaimedEvidence
+from prism.review.llm.types import ClaimedEvidence
 
 # A quote shorter than this (without spaces) proves little unless it is the whole cited text.
 MIN_QUOTE_CHARS = 8

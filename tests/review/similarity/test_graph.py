@@ -9,13 +9,15 @@ import torch
 from torch import nn
 
 from prism.evaluation.graph import architecture_graph, graph_hash
-from prism.review.similarity_errors import GraphFormatError
-from prism.review.similarity_graph import (
+from prism.review.similarity.errors import GraphFormatError
+from prism.review.similarity.graph import (
+    WIDTH_NEAR,
     GraphFingerprint,
     generic_graph_adapter,
     graph_fingerprint,
     graph_similarity,
     prism_graph_adapter,
+    width_similarity,
 )
 
 
@@ -71,7 +73,20 @@ def test_renamed_model_has_a_new_hash_but_the_same_structure() -> None:
 def test_different_architectures_are_far_apart() -> None:
     a, _ = _fp(Mlp())
     assert graph_similarity(a, _fp(Recurrent())[0]) < 0.5
-    assert graph_similarity(a, _fp(Mlp(dim=32))[0]) < 0.9  # other shapes
+
+
+def test_structure_ignores_widths_and_the_width_check_tells_a_tweak_from_another_scale() -> None:
+    # Issue 15: labels with exact shapes let a 128 -> 136 tweak drop similarity to 0.3-0.7.
+    base, _ = _fp(Mlp(dim=128))
+    tweaked, _ = _fp(Mlp(dim=136))
+    doubled, _ = _fp(Mlp(dim=256))
+    assert base.graph_hash != tweaked.graph_hash
+    assert graph_similarity(base, tweaked) == 1.0 and graph_similarity(base, doubled) == 1.0
+    tweak = width_similarity(base, tweaked)
+    scale = width_similarity(base, doubled)
+    assert tweak is not None and tweak >= WIDTH_NEAR
+    assert scale is not None and scale < WIDTH_NEAR
+    assert width_similarity(base, base) == 1.0
 
 
 def test_fingerprint_round_trips_and_bands_exist() -> None:

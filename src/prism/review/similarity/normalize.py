@@ -6,6 +6,8 @@ shuffled:
 
 - files are merged into one namespace (imports between project files resolve to the definitions,
   library aliases resolve to dotted names: `nn.Linear` and `torch.nn.Linear` are one thing);
+- equivalent spellings of one computation become one (`equivalences.py`: `F.relu`/`torch.relu`/
+  `x.relu()`/`nn.ReLU()`, `view`/`reshape`, `Sequential` vs named layers, wrappers, ...);
 - comments, docstrings, type annotations and bare expression statements are dropped;
 - dead code is dropped: statements after `return`/`raise`/`break`/`continue`, `if False:` style
   branches, local assignments never read, and every function, class, method or constant that the
@@ -27,9 +29,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from prism.evidence import Evidence
-from prism.review.similarity_errors import FingerprintError
-from prism.review.similarity_rename import Canonicalize, Renamer, is_special, methods, refs_in_order
-from prism.review.similarity_rewrite import clean_block, drop_unused_locals, functions, inline_helpers
+from prism.review.similarity.equivalences import canonical_forms, unwrap
+from prism.review.similarity.errors import FingerprintError
+from prism.review.similarity.rename import Canonicalize, Renamer, is_special, methods, refs_in_order
+from prism.review.similarity.rewrite import clean_block, drop_unused_locals, functions, inline_helpers
 
 RegionKind = Literal["architecture", "training", "other"]
 
@@ -272,8 +275,11 @@ def normalize_files(files: Mapping[str, str], entrypoint: str) -> NormalizedProg
     modules = _module_names(trees)
     for tree in trees.values():
         _ResolveAliases(_aliases(tree, modules)).visit(tree)
+    canonical_forms(trees.values())
     defs = _collect_defs(trees, entrypoint)
     pruned = _prune(defs, CONTRACT_ROOTS)
+    if unwrap(d.node for d in defs.values()):
+        pruned = _prune(defs, CONTRACT_ROOTS)  # the wrappers are unreachable now
     # Architecture first, then what only training reaches: new training code never renumbers
     # (and so never changes) the normalized architecture.
     arch_order = _reachable(defs, ARCHITECTURE_ROOTS)
@@ -300,6 +306,8 @@ def normalize_files(files: Mapping[str, str], entrypoint: str) -> NormalizedProg
                 for s in n.body:
                     if isinstance(s, ast.Assign):
                         user_attrs.update(t.id for t in s.targets if isinstance(t, ast.Name))
+                    elif isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name):
+                        user_attrs.add(s.target.id)  # dataclass fields are attributes like any other
             elif isinstance(n, ast.arg):
                 user_params.add(n.arg)
     for node in kept_nodes:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from prism.errors import ConfigError
 from prism.intake.project import Project
 from prism.review.llm import review_project
-from prism.review.llm_chunks import fence_cost, plan_chunks
-from prism.review.llm_gate import source_lines
+from prism.review.llm.chunks import fence_cost, plan_chunks
+from prism.review.llm.gate import source_lines
 from tests.review.llm_support import config_for, fenced, file_label
 from tests.stand_ins.openai_server import RecordedRequest, Reply, StandInOpenAI, mermaid_call, verdict_call
 

@@ -12,9 +12,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from prism.review.llm_errors import LlmProtocolError
-from prism.review.llm_gate import sanitize_rule_id
-from prism.review.llm_types import ClaimedEvidence
+from prism.review.llm.errors import LlmProtocolError
+from prism.review.llm.gate import sanitize_rule_id
+from prism.review.llm.types import ClaimedEvidence
 
 MERMAID_TOOL = "submit_mermaid"
 VERDICT_TOOL = "submit_verdict"

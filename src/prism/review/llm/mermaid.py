@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from prism.review.llm_errors import LlmMermaidError
+from prism.review.llm.errors import LlmMermaidError
 
 MAX_MERMAID_CHARS = 20_000
 MAX_MERMAID_LINES = 400

@@ -214,6 +214,11 @@ class Renamer(ast.NodeTransformer):
         node.decorator_list = [self.visit(d) for d in node.decorator_list]
         body: list[ast.stmt] = []
         for stmt in node.body:
+            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                # An annotated field (`hidden: int = 64`, every dataclass field) is a class
+                # attribute like `hidden = 64`: named by placeholder, its annotation dropped.
+                value = stmt.value if stmt.value is not None else ast.Constant(value=None)
+                stmt = ast.copy_location(ast.Assign(targets=[stmt.target], value=value), stmt)
             if isinstance(stmt, ast.Assign):
                 for target in stmt.targets:
                     for n in ast.walk(target):
@@ -249,7 +254,7 @@ class Renamer(ast.NodeTransformer):
         )
         if own:
             for kw in node.keywords:
-                if kw.arg is not None and kw.arg in self.user_params:
+                if kw.arg is not None and (kw.arg in self.user_params or kw.arg in self.user_attrs):
                     kw.arg = "k"
         self.generic_visit(node)
         return node

@@ -12,7 +12,7 @@ import pytest
 from prism.config import Settings
 from prism.intake.project import Project
 from prism.review.llm import LlmReviewConfig, review_project
-from prism.review.llm_redact import redact
+from prism.review.llm.redact import redact
 from prism.runtime_config import LlmReviewPolicy
 from tests.review.llm_support import EVIL_PY, KEY, exfil_evidence
 from tests.stand_ins.openai_server import Reply, StandInOpenAI, mermaid_call, verdict_call

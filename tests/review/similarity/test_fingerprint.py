@@ -13,11 +13,11 @@ import pytest
 
 from prism.intake.project import Project, ProjectConfig
 from prism.review.similarity import SourceFingerprint, containment, fingerprint_files, fingerprint_project
-from prism.review.similarity_errors import FingerprintError, SimilarityError
+from prism.review.similarity.errors import FingerprintError, SimilarityError
 from tests.review.similarity_support import corpus, corpus_fingerprints, with_new_train_step
 from tests.review.variants import TRANSFORMS, obfuscate
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # Transforms the normalizer undoes completely: the exact-duplicate hash must not move.
 NORMALIZED_AWAY = ("rename", "reorder", "dead_code", "cosmetic", "split", "merge", "inline", "equivalents")
 

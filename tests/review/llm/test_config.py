@@ -8,7 +8,7 @@ import pytest
 
 from prism.config import Settings
 from prism.errors import ConfigError
-from prism.review.llm_config import DEFAULT_BASE_URL, LlmReviewConfig, ReviewRule, parse_rules
+from prism.review.llm.config import DEFAULT_BASE_URL, LlmReviewConfig, ReviewRule, parse_rules
 from prism.runtime_config import LlmReviewPolicy, parse_runtime_config
 
 

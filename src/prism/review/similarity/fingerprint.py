@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from prism.intake.project import Project
-from prism.review.similarity_boilerplate import HEADER, SNIPPETS, STUBS
-from prism.review.similarity_errors import SimilarityError
-from prism.review.similarity_hashing import band_keys, minhash, statement_hashes, tokens, winnow
-from prism.review.similarity_normalize import NormalizedProgram, Region, RegionKind, normalize_files
+from prism.review.similarity.boilerplate import HEADER, SNIPPETS, STUBS
+from prism.review.similarity.errors import SimilarityError
+from prism.review.similarity.hashing import band_keys, minhash, statement_hashes, tokens, winnow
+from prism.review.similarity.normalize import NormalizedProgram, Region, RegionKind, normalize_files
 
 # Bump when anything below changes what a fingerprint is: stored rows of another version are
 # re-fingerprinted from their stored source, never compared with new ones.
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2  # 2: the table of equivalent forms, annotated fields as attributes
 K_GRAM = 12
 WINDOW = 8
 MIN_STATEMENT_TOKENS = 10

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from prism.review.llm_errors import LlmMermaidError
-from prism.review.llm_mermaid import MAX_MERMAID_CHARS, validate_mermaid
+from prism.review.llm.errors import LlmMermaidError
+from prism.review.llm.mermaid import MAX_MERMAID_CHARS, validate_mermaid
 
 VALID = [
     "flowchart TD\n  A[build_model] --> B(nn.Linear)\n  B --> C{train_step}",

@@ -16,10 +16,10 @@ from typing import Any, cast
 import openai
 from openai.types.chat import ChatCompletion
 
-from prism.review.llm_config import LlmReviewConfig
-from prism.review.llm_errors import LlmProviderError
-from prism.review.llm_protocol import TOOLS
-from prism.review.llm_redact import redact
+from prism.review.llm.config import LlmReviewConfig
+from prism.review.llm.errors import LlmProviderError
+from prism.review.llm.protocol import TOOLS
+from prism.review.llm.redact import redact
 
 # Local servers (vLLM, llama.cpp) often need no key, but the SDK insists on one. A placeholder
 # also stops the SDK from falling back to OPENAI_API_KEY and sending that key to another host.

@@ -8,8 +8,8 @@ import pytest
 
 from prism.evidence import Evidence
 from prism.intake.project import Project
-from prism.review.llm_gate import source_lines, verify_claim
-from prism.review.llm_types import ClaimedEvidence
+from prism.review.llm.gate import source_lines, verify_claim
+from prism.review.llm.types import ClaimedEvidence
 
 SOURCE = """import socket
 

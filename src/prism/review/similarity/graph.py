@@ -7,6 +7,11 @@ data-flow operations) and edges — and compared by Weisfeiler-Lehman subtree fe
 et al. 2011): the multiset of each node's label refined three times by its neighbours' labels.
 Two graphs that differ only in names have identical features; their weighted Jaccard is 1.
 
+Labels carry no widths: a parameter is labelled by its rank and dtype, not its exact shape, so
+nudging a width (128 -> 136) leaves the structure identical (issue 15). Widths are compared
+separately (`width_similarity`, over the sorted parameter sizes), so that a structural match can
+still tell a copy with tweaked widths (near 1) from the same textbook structure at another scale.
+
 Adapters take the document as the evaluation helper writes it; pass another adapter for another
 form. Everything is hashed with blake2b, so features are stable across machines.
 """
@@ -22,11 +27,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from prism.review.similarity_errors import GraphFormatError, SimilarityError
-from prism.review.similarity_hashing import band_keys, h64, minhash
+from prism.review.similarity.errors import GraphFormatError, SimilarityError
+from prism.review.similarity.hashing import band_keys, h64, minhash
 
 WL_ITERATIONS = 3
 GRAPH_BINS, GRAPH_ROWS = 32, 4
+# Widths at least this similar (mean min/max ratio of the sorted parameter sizes) are "the same
+# scale": a width tweak of a copy scores ~0.9, the same structure at twice the width ~0.4.
+WIDTH_NEAR = 0.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +43,7 @@ class GraphView:
 
     labels: tuple[str, ...]
     edges: tuple[tuple[int, int], ...]
+    widths: tuple[int, ...] = ()  # element count of each parameter, for the separate width check
 
 
 GraphAdapter = Callable[[Mapping[str, Any]], GraphView]
@@ -48,6 +57,7 @@ class GraphFingerprint:
     features: tuple[int, ...]  # sorted WL features, each occurrence counted (a multiset as a set)
     minhash: tuple[int, ...]
     band_keys: tuple[int, ...]
+    widths: tuple[int, ...] = ()  # sorted parameter element counts
 
     def to_blob(self) -> bytes:
         header = json.dumps(
@@ -57,6 +67,7 @@ class GraphFingerprint:
                 "edge_count": self.edge_count,
                 "minhash": list(self.minhash),
                 "band_keys": list(self.band_keys),
+                "widths": list(self.widths),
             },
             separators=(",", ":"),
         ).encode("utf-8")
@@ -81,6 +92,7 @@ class GraphFingerprint:
                 features=tuple(arr),
                 minhash=tuple(int(v) for v in meta["minhash"]),
                 band_keys=tuple(int(v) for v in meta["band_keys"]),
+                widths=tuple(int(v) for v in meta.get("widths", ())),
             )
         except (struct.error, ValueError, KeyError, TypeError) as exc:
             raise SimilarityError(f"stored graph fingerprint is corrupt: {exc}") from exc
@@ -106,6 +118,7 @@ def prism_graph_adapter(doc: Mapping[str, Any]) -> GraphView:
         return generic_graph_adapter(doc)
     labels: list[str] = []
     edges: list[tuple[int, int]] = []
+    widths: list[int] = []
     by_path: dict[str, int] = {}
     try:
         for module in _list(doc, "modules"):
@@ -120,7 +133,10 @@ def prism_graph_adapter(doc: Mapping[str, Any]) -> GraphView:
         for kind in ("parameters", "buffers"):
             for item in _list(doc, kind):
                 name = str(item["name"])
-                label = f"{kind}:{list(item['shape'])}:{item.get('dtype', '')}"
+                shape = [int(d) for d in item["shape"]]
+                label = f"{kind}:rank{len(shape)}:{item.get('dtype', '')}"  # widths are checked apart
+                if kind == "parameters":
+                    widths.append(_numel(shape))
                 tensor_labels[name] = label
                 owner = name.rsplit(".", 1)[0] if "." in name else ""
                 index = len(labels)
@@ -144,11 +160,19 @@ def prism_graph_adapter(doc: Mapping[str, Any]) -> GraphView:
                 edges.append((base + int(src), base + i))
     except (KeyError, TypeError, ValueError) as exc:
         raise GraphFormatError(f"graph document does not have the expected fields: {exc}") from exc
-    return GraphView(tuple(labels), tuple(edges))
+    return GraphView(tuple(labels), tuple(edges), tuple(widths))
+
+
+def _numel(shape: list[int]) -> int:
+    out = 1
+    for d in shape:
+        out *= max(d, 0)
+    return out
 
 
 def generic_graph_adapter(doc: Mapping[str, Any]) -> GraphView:
     """`{"nodes": [{"id", "op"|"type"|"kind"|"target", "shape"?}], "edges": [[a, b] | {"src", "dst"}]}`."""
+    widths: list[int] = []
     try:
         ids: dict[Any, int] = {}
         labels: list[str] = []
@@ -158,7 +182,10 @@ def generic_graph_adapter(doc: Mapping[str, Any]) -> GraphView:
             ids[node.get("id", node.get("name", i))] = i
             kind = next((str(node[k]) for k in ("op", "type", "kind", "target") if k in node), "node")
             shape = node.get("shape", node.get("shapes", node.get("output_shape", "")))
-            labels.append(f"{kind}:{json.dumps(shape, sort_keys=True)}")
+            rank = len(shape) if isinstance(shape, list) else 0
+            labels.append(f"{kind}:rank{rank}")
+            if isinstance(shape, list) and all(isinstance(d, int) for d in shape) and shape:
+                widths.append(_numel(shape))
         edges: list[tuple[int, int]] = []
         for edge in _list(doc, "edges"):
             if isinstance(edge, Mapping):
@@ -169,7 +196,7 @@ def generic_graph_adapter(doc: Mapping[str, Any]) -> GraphView:
             edges.append((ids[src], ids[dst]))
     except (KeyError, TypeError, IndexError) as exc:
         raise GraphFormatError(f"graph edges name unknown nodes or are malformed: {exc}") from exc
-    return GraphView(tuple(labels), tuple(edges))
+    return GraphView(tuple(labels), tuple(edges), tuple(widths))
 
 
 def wl_features(view: GraphView, *, iterations: int = WL_ITERATIONS) -> tuple[int, ...]:
@@ -209,6 +236,7 @@ def graph_fingerprint(
         features=features,
         minhash=signature,
         band_keys=tuple(sorted(set(band_keys(signature, rows=GRAPH_ROWS, scope=b"G")))),
+        widths=tuple(sorted(view.widths)),
     )
 
 
@@ -217,3 +245,13 @@ def graph_similarity(a: GraphFingerprint, b: GraphFingerprint) -> float:
     left, right = set(a.features), set(b.features)
     union = len(left | right)
     return len(left & right) / union if union else 0.0
+
+
+def width_similarity(a: GraphFingerprint, b: GraphFingerprint) -> float | None:
+    """Mean min/max ratio of the two sorted parameter-size lists (missing ones count 0); None if unknown."""
+    if not a.widths or not b.widths:
+        return None
+    n = max(len(a.widths), len(b.widths))
+    left = [0] * (n - len(a.widths)) + list(a.widths)
+    right = [0] * (n - len(b.widths)) + list(b.widths)
+    return sum(min(x, y) / max(x, y) if max(x, y) else 1.0 for x, y in zip(left, right, strict=True)) / n

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from prism.errors import ConfigError
 from prism.intake.project import Project
-from prism.review.llm_gate import source_lines
-from prism.review.llm_types import ChunkSpan
+from prism.review.llm.gate import source_lines
+from prism.review.llm.types import ChunkSpan
 
 # Room the fence lines take around each piece, apart from the path (boundary, labels, counts).
 FENCE_OVERHEAD = 200
