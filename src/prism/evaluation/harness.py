@@ -167,15 +167,17 @@ def run_phase(spec: PhaseSpec, *, data: Path, submission: Path, artifacts: Path,
     started = time.monotonic()
     deadline = started + spec.wall_clock_seconds + spec.grace_seconds
     model = ModelProcess.start(spec, submission)
+    # The replica (replay) starts alongside, through the same spawn path, so both build at once.
+    replica = ModelProcess.start(spec, submission) if spec.phase != "inspect" else None
     try:
         try:
             identity = _ready(model, deadline - time.monotonic())
             if spec.phase == "inspect":
                 figures = phases.inspect(spec, model, identity, artifacts, deadline)
-            elif spec.phase == "train":
-                figures = phases.train(spec, model, identity, data, artifacts, started, submission)
-            else:
-                figures = phases.heldout(spec, model, identity, data, job_dir, artifacts, deadline, submission)
+            elif spec.phase == "train" and replica is not None:
+                figures = phases.train(spec, model, identity, data, artifacts, started, replica)
+            elif replica is not None:
+                figures = phases.heldout(spec, model, identity, data, job_dir, artifacts, deadline, replica)
         except WireError as exc:
             # Our write failed because the model's process went away: its last words say why.
             model.reply(5.0)
@@ -193,6 +195,8 @@ def run_phase(spec: PhaseSpec, *, data: Path, submission: Path, artifacts: Path,
         return PhaseReport(phase=spec.phase, status="failed", reason_code=exc.reason_code, detail=exc.detail)
     finally:
         model.close()
+        if replica is not None:
+            replica.close()
     figures["duration_seconds"] = round(time.monotonic() - started, 3)
     return PhaseReport(phase=spec.phase, status="ok", figures=figures)
 

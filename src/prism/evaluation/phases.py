@@ -94,14 +94,15 @@ def inspect(
     logits = model.tensor(timeout)
     probes.check_logits(logits, spec.batch_size, spec.seq_len, "inspect")
     # A quick screen for blatant readers of the future, in this process (no score rests on it):
-    # the binding checks are the replica's replays in train and heldout.
-    perturbed, keep = probes.perturb_stream(inputs, gen)
-    _send(model, "forward", perturbed, seed=seed)
-    probed = model.tensor(timeout)
-    probes.check_logits(probed, spec.batch_size, spec.seq_len, "inspect")
-    probes.check_replay(
-        logits, probed, keep, atol_nats=spec.causality_atol, where="inspect, random bytes", kind=replay.CAUSAL
-    )
+    # one cut inside a row, one at a row's start. The binding checks are the replica's replays.
+    for at_row_start in (False, True):
+        perturbed, keep = probes.perturb_stream(inputs, gen, at_row_start=at_row_start)
+        _send(model, "forward", perturbed, seed=seed)
+        probed = model.tensor(timeout)
+        probes.check_logits(probed, spec.batch_size, spec.seq_len, "inspect")
+        probes.check_replay(
+            logits, probed, keep, atol_nats=spec.causality_atol, where="inspect, random bytes", kind=replay.CAUSAL
+        )
     return {
         "parameter_count": parameter_count,
         "buffer_count": identity["buffer_count"],
@@ -119,7 +120,7 @@ def train(
     data_dir: Path,
     artifacts: Path,
     started: float,
-    submission: Path,
+    replica_process: ModelProcess,
 ) -> dict[str, Any]:
     data = load_split(data_dir, spec.shards)
     tokens_per_step = spec.batch_size * spec.seq_len
@@ -134,48 +135,45 @@ def train(
     hard_deadline = wall_deadline + spec.grace_seconds
     chosen = replay.plan(spec.probe_seed, "train", steps, spec.replay_fraction)
     gen = torch.Generator().manual_seed(spec.probe_seed + 1)
-    replica = replay.Replica(spec, submission, identity, hard_deadline)
-    try:
-        losses: list[float] = []
-        model_seconds = 0.0
-        loop_started = time.monotonic()
-        state = replay.read_state(model, hard_deadline - time.monotonic())
-        replay.check_state_cap(state, spec.parameter_cap, "before training")
-        for step in range(steps):
-            if time.monotonic() >= wall_deadline:
-                stopped_reason = "wall_clock"
-                break
-            starts = order[step * spec.batch_size : (step + 1) * spec.batch_size]
-            inputs, targets = _windows(data, starts, spec.seq_len)
-            timeout = hard_deadline - time.monotonic()
-            seed = probes.call_seed(spec.probe_seed, "train", step)
-            call_started = time.monotonic()
-            _send(model, "forward", inputs, seed=seed)
-            logits = model.tensor(timeout)
-            probes.check_logits(logits, spec.batch_size, spec.seq_len, f"train step {step}")
-            # The loss is fixed by the logits already received; only now may the model see the targets.
-            _send(model, "step", targets)
-            # State after every step, replayed or not: asking says nothing about which step is replayed.
-            after = replay.read_state(model, hard_deadline - time.monotonic())
-            model_seconds += time.monotonic() - call_started
-            losses.append(probes.loss_nats(logits, targets))
-            if step in chosen:
-                replica.submit(
-                    step=step,
-                    kind=chosen[step],
-                    where=f"train step {step}",
-                    state=state,
-                    seed=seed,
-                    inputs=inputs,
-                    targets=targets,
-                    recorded=logits,
-                    gen=gen,
-                )
-            state = after
-        replica.collect()
-        loop_seconds = time.monotonic() - loop_started
-    finally:
-        replica.close()
+    replica = replay.Replica(spec, replica_process, identity, hard_deadline)
+    losses: list[float] = []
+    model_seconds = 0.0
+    loop_started = time.monotonic()
+    state = replay.read_state(model, hard_deadline - time.monotonic())
+    replay.check_state_cap(state, spec.parameter_cap, "before training")
+    for step in range(steps):
+        if time.monotonic() >= wall_deadline:
+            stopped_reason = "wall_clock"
+            break
+        starts = order[step * spec.batch_size : (step + 1) * spec.batch_size]
+        inputs, targets = _windows(data, starts, spec.seq_len)
+        timeout = hard_deadline - time.monotonic()
+        seed = probes.call_seed(spec.probe_seed, "train", step)
+        call_started = time.monotonic()
+        _send(model, "forward", inputs, seed=seed)
+        logits = model.tensor(timeout)
+        probes.check_logits(logits, spec.batch_size, spec.seq_len, f"train step {step}")
+        # The loss is fixed by the logits already received; only now may the model see the targets.
+        _send(model, "step", targets)
+        # State after every step, replayed or not: asking says nothing about which step is replayed.
+        after = replay.read_state(model, hard_deadline - time.monotonic())
+        model_seconds += time.monotonic() - call_started
+        losses.append(probes.loss_nats(logits, targets))
+        if step in chosen:
+            replica.submit(
+                step=step,
+                kind=chosen[step],
+                where=f"train step {step}",
+                state=state,
+                seed=seed,
+                inputs=inputs,
+                targets=targets,
+                recorded=logits,
+                gen=gen,
+            )
+        state = after
+    replica.collect()
+    loop_seconds = time.monotonic() - loop_started
     if not losses:
         raise MinerFailure("timeout", "the wall clock ran out before the first batch was answered")
     replay.check_state_cap(state, spec.parameter_cap, "after training")
@@ -219,7 +217,7 @@ def heldout(
     job_dir: Path,
     artifacts: Path,
     deadline: float,
-    submission: Path,
+    replica_process: ModelProcess,
 ) -> dict[str, Any]:
     raw = (job_dir / WEIGHTS_FILE).read_bytes()
     if hashlib.sha256(raw).hexdigest() != spec.weights_sha256:
@@ -243,34 +241,31 @@ def heldout(
     order = heldout_order(windows, spec.batch_size, steps)
     chosen = replay.plan(spec.probe_seed, "heldout", steps, spec.replay_fraction)
     gen = torch.Generator().manual_seed(spec.probe_seed + 2)
-    replica = replay.Replica(spec, submission, identity, deadline)
+    replica = replay.Replica(spec, replica_process, identity, deadline)
     losses: list[float] = []
-    try:
-        for step in range(steps):
-            # A fixed order, no shuffle: the held-out figure is a fixed function of the weights.
-            inputs, targets = _windows(data, order[step], spec.seq_len)
-            timeout = deadline - time.monotonic()
-            seed = probes.call_seed(spec.probe_seed, "heldout", step)
-            _send(model, "eval", inputs, seed=seed)
-            logits = model.tensor(timeout)
-            probes.check_logits(logits, spec.batch_size, spec.seq_len, f"heldout batch {step}")
-            losses.append(probes.loss_nats(logits, targets))
-            if step in chosen:
-                replica.submit(
-                    step=step,
-                    kind=chosen[step],
-                    where=f"heldout batch {step}",
-                    state=tensors,
-                    seed=seed,
-                    inputs=inputs,
-                    targets=None,
-                    recorded=logits,
-                    gen=gen,
-                    mode="eval",
-                )
-        replica.collect()
-    finally:
-        replica.close()
+    for step in range(steps):
+        # A fixed order, no shuffle: the held-out figure is a fixed function of the weights.
+        inputs, targets = _windows(data, order[step], spec.seq_len)
+        timeout = deadline - time.monotonic()
+        seed = probes.call_seed(spec.probe_seed, "heldout", step)
+        _send(model, "eval", inputs, seed=seed)
+        logits = model.tensor(timeout)
+        probes.check_logits(logits, spec.batch_size, spec.seq_len, f"heldout batch {step}")
+        losses.append(probes.loss_nats(logits, targets))
+        if step in chosen:
+            replica.submit(
+                step=step,
+                kind=chosen[step],
+                where=f"heldout batch {step}",
+                state=tensors,
+                seed=seed,
+                inputs=inputs,
+                targets=None,
+                recorded=logits,
+                gen=gen,
+                mode="eval",
+            )
+    replica.collect()
     _check_unchanged(model, tensors, deadline)
     curve = LossCurve(tuple(losses), (tokens_per_step,) * len(losses))
     return {

@@ -100,19 +100,24 @@ def call_seed(secret: int, phase: str, step: int) -> int:
     return int.from_bytes(digest[:7], "big")
 
 
-def perturb_stream(inputs: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def perturb_stream(
+    inputs: torch.Tensor, gen: torch.Generator, *, at_row_start: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A copy whose bytes from a random (row, position) on, in stream order, all differ.
 
     Returns the copy and the mask of logits that must not move (everything before that point).
-    One time in three the point is the start of a row, which catches a row reading the next
-    row's first byte (its own last target where rows are consecutive).
+    One time in three (or always/never with `at_row_start`) the point is the start of a row,
+    which catches a row reading the next row's first byte (its own last target where rows are
+    consecutive); a cut inside a row catches a row reading its own later bytes.
     """
     rows, seq_len = inputs.shape
-    row = int(torch.randint(0, rows, (1,), generator=gen))
-    if row > 0 and int(torch.randint(0, 3, (1,), generator=gen)) == 0:
-        position = 0
+    if at_row_start and rows > 1:
+        row = int(torch.randint(1, rows, (1,), generator=gen))
     else:
-        position = int(torch.randint(1, seq_len, (1,), generator=gen))
+        row = int(torch.randint(0, rows, (1,), generator=gen))
+    if at_row_start is None:
+        at_row_start = row > 0 and int(torch.randint(0, 3, (1,), generator=gen)) == 0
+    position = 0 if at_row_start and row > 0 else int(torch.randint(1, seq_len, (1,), generator=gen))
     changed = torch.zeros(rows, seq_len, dtype=torch.bool)
     changed[row, position:] = True
     changed[row + 1 :, :] = True

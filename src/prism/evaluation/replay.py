@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -146,15 +145,23 @@ class ReplayLog:
         }
 
 
+def _adapted(exc: Rejected) -> Rejected:
+    """In held-out the weights are fixed, so a call that does not reproduce from them adapted."""
+    return Rejected(
+        "heldout_adaptation",
+        f"{exc.detail}; in held-out that means the model changed while it was scored",
+        exc.figures,
+    )
+
+
 class Replica:
     """The second model process and the one replay in flight."""
 
-    def __init__(self, spec: PhaseSpec, submission: Path, identity: dict[str, Any], deadline: float) -> None:
-        from prism.evaluation.harness import ModelProcess
-
+    def __init__(self, spec: PhaseSpec, process: ModelProcess, identity: dict[str, Any], deadline: float) -> None:
+        # `process` was started by the recorder through the same spawn path as the training one.
         self.spec = spec
         self.deadline = deadline
-        self.process = ModelProcess.start(spec, submission)
+        self.process = process
         self.log = ReplayLog()
         self.pending: _Pending | None = None
         ready = self.process.message(self._timeout(), "ready")
@@ -239,9 +246,11 @@ class Replica:
                 where=f"{pending.where} ({pending.kind} replay)",
                 kind=pending.kind,
             )
-        except Rejected:
+        except Rejected as exc:
             if pending.kind == CAUSAL:
                 self._disambiguate(pending)
+            if pending.mode == "eval" and exc.reason_code == "replay_mismatch":
+                raise _adapted(exc) from exc
             raise
         self.log.max_change_nats = max(self.log.max_change_nats, worst)
         if pending.kind == REPRODUCE and pending.mode == "train":
@@ -259,14 +268,14 @@ class Replica:
         self._send(pending.state, pending.seed, pending.inputs, None, pending.mode)
         _, logits = self._receive()
         keep = torch.ones(pending.inputs.shape, dtype=torch.bool)
-        probes.check_replay(
-            pending.recorded,
-            logits,
-            keep,
-            atol_nats=self.spec.causality_atol,
-            where=f"{pending.where} (reproduce replay after a failed causal one)",
-            kind=REPRODUCE,
-        )
-
-    def close(self) -> None:
-        self.process.close()
+        try:
+            probes.check_replay(
+                pending.recorded,
+                logits,
+                keep,
+                atol_nats=self.spec.causality_atol,
+                where=f"{pending.where} (reproduce replay after a failed causal one)",
+                kind=REPRODUCE,
+            )
+        except Rejected as exc:
+            raise _adapted(exc) if pending.mode == "eval" else exc from exc
