@@ -15,7 +15,7 @@ class Rope(nn.Module):
         self.embed = nn.Embedding(256, 32)
         self.qkv = nn.Linear(32, 96)
         self.head = nn.Linear(32, 256)
-        inv = 1.0 / (10000 ** (torch.arange(0, 16, 2).float() / 16))
+        inv = 1.0 / (10000 ** (torch.arange(0, 32, 2).float() / 32))
         angles = torch.outer(torch.arange(seq_len).float(), inv)
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
