@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
 from prism.evidence import Evidence
 
-# Measured on honest models under the forced seed (docs/evaluation.md): 7.95-8.12 bits per byte.
+# Measured on honest models under the forced seed (benchmarks/first_batch.py, docs/evaluation.md):
+# 7.94-8.98 bits per byte over 15 models x 3 seeds (one with a wild init starts at 150+).
 FIRST_BATCH_MIN_BPB = 6.0
 HELDOUT_GAP_BPB = 1.5
 FLOPS_RATIO = 1.5
@@ -63,7 +64,7 @@ def suspicions(
             _evidence(
                 "contamination.first_batch",
                 f"first-batch bits per byte {first:.3f}, before any update, from a model built under the forced "
-                f"seed; honest models start at 7.9-8.2 (quarantine below {thresholds.first_batch_min_bpb}): "
+                f"seed; honest models start at 7.9-9.0 (quarantine below {thresholds.first_batch_min_bpb}): "
                 "knowledge came with the code",
             )
         )
