@@ -6,7 +6,7 @@ rare for honest code, so an operator looks (`quarantined`), and the figures trav
 evidence. Thresholds come from measurements on honest models (docs/evaluation.md, "Measured"):
 
 - `contamination.first_batch`: the first batch is scored before any update on it, by a model built
-  under the forced seed. Honest models start at 8.0 bits per byte (±0.1, see the doc); one far
+  under the forced seed. Honest models start at 7.9-9.0 bits per byte (see the doc); one far
   below knew the data before it saw it: the public fixture rebuilt, text packed as literals,
   pretrained weights packed as constants.
 - `heldout_gap`: held-out bits per byte far above train. State that did not survive into held-out
