@@ -112,5 +112,5 @@ def test_call_seeds_and_replay_plans_come_from_the_secret() -> None:
     a, b = replay.plan(1, "train", 400, 0.2), replay.plan(2, "train", 400, 0.2)
     assert 0 in a and a != b and replay.plan(1, "train", 400, 0.2) == a
     assert 40 < len(a) < 130  # about a fifth of the steps, a binomial count the model cannot know
-    assert set(a.values()) == {"reproduce", "causal"}
+    assert set(a.values()) == {"reproduce", "charge", "causal"} and a[0] == "charge"
     assert probes.call_seed(1, "train", 3) != probes.call_seed(2, "train", 3)

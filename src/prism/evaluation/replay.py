@@ -10,9 +10,11 @@ replayed). At secret steps, drawn per step from the job's secret (their number i
 fixed, and a large fraction of steps), the replica, built by the same spawn path under the same
 walls, gets the state from before the step, the recorder's seed for the call, and either
 
-- `reproduce`: the real batch and its targets. It redoes the whole step; its logits must match
-  the recorded ones everywhere, and what it measures on these real tensors is what the run is
-  charged: FLOPs of the whole step (`train_step` included), optimizer steps, the executed graph.
+- `reproduce`: the real batch; its logits must match the recorded ones everywhere, and the ops
+  its forward executes must be the graph the model was registered under. A quarter of these
+  (and step 0) are `charge` replays, which also get the targets and redo the whole step: what
+  they measure on these real tensors is what the run is charged, FLOPs of the whole step
+  (`train_step` included) and optimizer steps.
 - `causal`: a perturbed copy (stream order, across rows). Its logits must match the recorded
   ones before the perturbation.
 
@@ -40,16 +42,20 @@ if TYPE_CHECKING:
     from prism.evaluation.phase import PhaseSpec
 
 REPRODUCE = "reproduce"
+CHARGE = "charge"  # a reproduce replay that also redoes the step, to measure what it costs
 CAUSAL = "causal"
 
 
 def plan(secret: int, phase: str, steps: int, fraction: float) -> dict[int, str]:
-    """Step -> replay kind. Step 0 always; every other step independently with `fraction`."""
+    """Step -> replay kind. Step 0 always (charged); every other step independently with `fraction`:
+    half causal, the other half reproduce, a quarter of those redoing the whole step (charge)."""
     chosen: dict[int, str] = {}
     for step in range(steps):
         digest = hashlib.sha256(f"prism.replay:{secret}:{phase}:{step}".encode()).digest()
-        if step == 0 or int.from_bytes(digest[:8], "big") / 2**64 < fraction:
-            chosen[step] = REPRODUCE if digest[8] & 1 else CAUSAL
+        if step == 0:
+            chosen[step] = CHARGE
+        elif int.from_bytes(digest[:8], "big") / 2**64 < fraction:
+            chosen[step] = CAUSAL if digest[8] & 1 else CHARGE if digest[9] % 4 == 0 else REPRODUCE
     return chosen
 
 
@@ -217,13 +223,12 @@ class Replica:
         """Start a replay of the call that produced `recorded`; its verdict comes with the next."""
         self.collect()
         started = time.monotonic()
-        if kind == REPRODUCE:
+        if kind == CAUSAL:
+            sent, keep = probes.perturb_stream(inputs, gen)
+        else:
             keep = torch.ones(inputs.shape, dtype=torch.bool)
             sent = inputs
-        else:
-            sent, keep = probes.perturb_stream(inputs, gen)
-            targets = None
-        self._send(state, seed, sent, targets if mode == "train" else None, mode)
+        self._send(state, seed, sent, targets if kind == CHARGE and mode == "train" else None, mode)
         tokens = inputs.numel()
         self.pending = _Pending(step, kind, where, recorded, keep, tokens, state, seed, inputs, mode)
         self.log.seconds += time.monotonic() - started
@@ -244,7 +249,7 @@ class Replica:
                 pending.keep,
                 atol_nats=self.spec.causality_atol,
                 where=f"{pending.where} ({pending.kind} replay)",
-                kind=pending.kind,
+                kind=CAUSAL if pending.kind == CAUSAL else REPRODUCE,
             )
         except Rejected as exc:
             if pending.kind == CAUSAL:
@@ -253,13 +258,13 @@ class Replica:
                 raise _adapted(exc) from exc
             raise
         self.log.max_change_nats = max(self.log.max_change_nats, worst)
-        if pending.kind == REPRODUCE and pending.mode == "train":
+        if pending.kind == CHARGE and pending.mode == "train":
             flops = probes.as_float(figures.get("flops"), "flops")
             self.log.flops_per_token = max(self.log.flops_per_token, flops / pending.tokens)
             steps = probes.as_int(figures.get("optimizer_steps"), "optimizer_steps")
             self.log.optimizer_steps = max(self.log.optimizer_steps, steps)
-            if figures.get("dataflow_hash") != self.dataflow_hash:
-                self.log.graph_mismatch_steps.append(pending.step)
+        if pending.kind != CAUSAL and pending.mode == "train" and figures.get("dataflow_hash") != self.dataflow_hash:
+            self.log.graph_mismatch_steps.append(pending.step)
         self.log.seconds += time.monotonic() - started
 
     def _disambiguate(self, pending: _Pending) -> None:
