@@ -49,6 +49,8 @@ class PhaseSpec:
     shards: tuple[ShardRef, ...] = ()
     # Heldout only: the sha256 of the trained weights the host placed at /job/weights.safetensors.
     weights_sha256: str = ""
+    # No longer read (replays replaced the fixed probe count; the first-batch rule is the host's
+    # quarantine in `suspicion`); kept so job files and runtime configs written before still load.
     probe_count: int = 4
     first_batch_floor_bpb: float = 1.0
     first_batches_checked: int = 3
