@@ -174,6 +174,10 @@ def train(
         state = after
     replica.collect()
     loop_seconds = time.monotonic() - loop_started
+    cpu = {
+        "model_cpu_seconds": round(replay.cpu_seconds(model.proc.pid), 3),
+        "replica_cpu_seconds": round(replay.cpu_seconds(replica_process.proc.pid), 3),
+    }
     if not losses:
         raise MinerFailure("timeout", "the wall clock ran out before the first batch was answered")
     replay.check_state_cap(state, spec.parameter_cap, "after training")
@@ -200,6 +204,7 @@ def train(
         "train_seconds": round(time.monotonic() - started, 3),
         "loop_seconds": round(loop_seconds, 4),
         "model_seconds": round(model_seconds, 4),
+        **cpu,
     }
 
 

@@ -27,6 +27,7 @@ later, so the replica computes while training goes on.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,16 @@ def memory_limit_bytes(spec: PhaseSpec) -> int:
     model keeps beyond what is counted have nowhere to live."""
     tokens = spec.batch_size * spec.seq_len
     return MEMORY_BASE_BYTES + MEMORY_BYTES_PER_PARAMETER * spec.parameter_cap + MEMORY_BYTES_PER_TOKEN * tokens
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (what the replica costs, whatever the host's load)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def read_state(model: ModelProcess, timeout: float) -> dict[str, torch.Tensor]:
