@@ -10,11 +10,11 @@ replayed). At secret steps, drawn per step from the job's secret (their number i
 fixed, and a large fraction of steps), the replica, built by the same spawn path under the same
 walls, gets the state from before the step, the recorder's seed for the call, and either
 
-- `reproduce`: the real batch; its logits must match the recorded ones everywhere, and the ops
-  its forward executes must be the graph the model was registered under. A quarter of these
-  (and step 0) are `charge` replays, which also get the targets and redo the whole step: what
-  they measure on these real tensors is what the run is charged, FLOPs of the whole step
-  (`train_step` included) and optimizer steps.
+- `reproduce`: the real batch; its logits must match the recorded ones everywhere. A quarter of
+  these (and step 0) are `charge` replays, which also get the targets and redo the whole step:
+  what they measure on these real tensors is what the run is charged, FLOPs of the whole step
+  (`train_step` included) and optimizer steps, and the ops the forward executes must be the
+  graph the model was registered under.
 - `causal`: a perturbed copy (stream order, across rows). Its logits must match the recorded
   ones before the perturbation.
 
@@ -274,8 +274,8 @@ class Replica:
             self.log.flops_per_token = max(self.log.flops_per_token, flops / pending.tokens)
             steps = probes.as_int(figures.get("optimizer_steps"), "optimizer_steps")
             self.log.optimizer_steps = max(self.log.optimizer_steps, steps)
-        if pending.kind != CAUSAL and pending.mode == "train" and figures.get("dataflow_hash") != self.dataflow_hash:
-            self.log.graph_mismatch_steps.append(pending.step)
+            if figures.get("dataflow_hash") != self.dataflow_hash:
+                self.log.graph_mismatch_steps.append(pending.step)
         self.log.seconds += time.monotonic() - started
 
     def _disambiguate(self, pending: _Pending) -> None:

@@ -38,6 +38,21 @@ def reseed(seed: int) -> None:
 def replay_call(
     host: ModelHost, inputs: torch.Tensor, targets: torch.Tensor | None, *, seed: int, mode: str
 ) -> ReplayedCall:
+    """Redo one call. With `targets` (a charge replay) the whole step is redone and measured: FLOPs,
+    optimizer steps and the executed graph. Without, the forward runs bare (no per-op recording),
+    so the many plain replays cost what a forward costs."""
+    if targets is None:
+        reseed(seed)
+        if mode == "eval":
+            host.model.eval()
+            with torch.inference_mode():
+                return ReplayedCall(host._logits(inputs).detach().float(), {})
+        host.model.train()
+        return ReplayedCall(host._logits(inputs).detach().float(), {})
+    return _charge(host, inputs, targets, seed=seed)
+
+
+def _charge(host: ModelHost, inputs: torch.Tensor, targets: torch.Tensor, *, seed: int) -> ReplayedCall:
     from torch.utils.flop_counter import FlopCounterMode
 
     steps = [0]
@@ -50,17 +65,11 @@ def replay_call(
     try:
         with FlopCounterMode(display=False) as counter:
             reseed(seed)
-            if mode == "eval":
-                host.model.eval()
-                with torch.inference_mode(), graph_mod.OpRecorder(host.model) as recorder:
-                    logits = host._logits(inputs)
-            else:
-                host.model.train()
-                with graph_mod.OpRecorder(host.model) as recorder:
-                    logits = host._logits(inputs)
-                if targets is not None:
-                    host.pending = (inputs, logits)
-                    host.step(targets.to(torch.uint8))
+            host.model.train()
+            with graph_mod.OpRecorder(host.model) as recorder:
+                logits = host._logits(inputs)
+            host.pending = (inputs, logits)
+            host.step(targets.to(torch.uint8))
             out = logits.detach().float()
     finally:
         handle.remove()
