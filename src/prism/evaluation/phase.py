@@ -59,7 +59,7 @@ class PhaseSpec:
     causality_atol: float = 1e-4
     causality_rtol: float = 0.0
     # Each step (after step 0, always replayed) is replayed with this probability.
-    replay_fraction: float = 0.2
+    replay_fraction: float = 0.1
     grace_seconds: float = 30.0
 
     def to_json(self) -> dict[str, Any]:
