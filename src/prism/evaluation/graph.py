@@ -99,8 +99,17 @@ def dataflow_hash(nodes: list[dict[str, Any]]) -> str:
     return hashlib.sha256(canonical_json({"dataflow": nodes})).hexdigest()
 
 
-def architecture_graph(model: torch.nn.Module, run: Callable[[], Any]) -> dict[str, Any]:
-    """The graph of `model`, with the data flow of the ops `run()` (one real forward) executes."""
+def architecture_graph(model: torch.nn.Module, run: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """The graph of `model`, with the data flow of the ops `run()` (one real forward) executes.
+
+    Without `run`, a forward on a small batch of zero bytes (for callers outside the harness)."""
+    if run is None:
+        import torch
+
+        def run() -> Any:
+            with torch.no_grad():
+                return model(torch.zeros(2, 8, dtype=torch.long))
+
     # Tied weights appear under every name they are reachable by, as in a state dict.
     modules = [{"path": name, "type": _type_name(module)} for name, module in model.named_modules()]
     parameters = [
