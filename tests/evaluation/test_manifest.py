@@ -42,7 +42,7 @@ def phases(tmp_path: Path, fixture_dataset: LockedDataset) -> Phases:
         probe_seed=5,
     )
     model = torch.nn.Sequential(torch.nn.Embedding(256, 8), torch.nn.Linear(8, 256))
-    graph = canonical_json(architecture_graph(model))
+    graph = canonical_json(architecture_graph(model, lambda: model(torch.zeros(1, 4, dtype=torch.long))))
     weights = encode_safetensors(model.state_dict())
     curve, held = LossCurve((5.5, 4.5), (256, 256)), LossCurve((4.0,), (256,))
     files = {

@@ -36,9 +36,9 @@ def _check(model: torch.nn.Module, seq_len: int = 128) -> None:
         real = model(inputs.long()).float()
         probes.check_logits(real, 4, seq_len, "test")
         for _ in range(3):
-            perturbed, position = probes.perturb(inputs, gen)
+            perturbed, keep = probes.perturb_stream(inputs, gen)
             probed = model(perturbed.long()).float()
-            probes.check_causality(real, probed, position, atol=1e-4, rtol=1e-4, where="test")
+            probes.check_replay(real, probed, keep, atol_nats=1e-4, where="test", kind="causal")
 
 
 def test_causal_example_passes() -> None:
@@ -61,16 +61,56 @@ def test_nan_logits_and_wrong_shapes_are_caught() -> None:
     assert caught.value.reason_code == "logits_shape"
 
 
-def test_perturbation_changes_every_byte_after_the_position() -> None:
+def test_perturbation_changes_every_byte_after_the_point_in_stream_order() -> None:
     gen = torch.Generator().manual_seed(1)
     inputs = torch.randint(0, 256, (8, 64), generator=gen, dtype=torch.uint8)
-    out, position = probes.perturb(inputs, gen)
-    assert 1 <= position < 64
-    assert torch.equal(out[:, :position], inputs[:, :position])
-    assert bool((out[:, position:] != inputs[:, position:]).all())
+    starts = set()
+    for _ in range(30):
+        out, keep = probes.perturb_stream(inputs, gen)
+        assert torch.equal(out[keep], inputs[keep])
+        assert bool((out[~keep] != inputs[~keep]).all())
+        flat = keep.reshape(-1)
+        first = int((~flat).nonzero()[0])
+        assert bool(flat[:first].all()) and not bool(flat[first:].any())  # one cut in stream order
+        starts.add(first % 64 == 0)
+    assert starts == {True, False}  # some cuts at a row's start, some inside a row
 
 
-def test_probe_steps_include_the_first_and_depend_on_the_secret() -> None:
-    a, b = probes.probe_steps(1, 100, 4), probes.probe_steps(2, 100, 4)
-    assert 0 in a and len(a) == 5 and a != b
-    assert probes.probe_steps(1, 100, 4) == a
+def test_a_constant_offset_on_every_logit_widens_nothing() -> None:
+    # The old check compared raw logits with atol + rtol*|logit|: +1e6 on every logit bought a
+    # tolerance of 100 nats. On log-probabilities the offset cancels and a peek still shows.
+    gen = torch.Generator().manual_seed(2)
+    inputs = torch.randint(0, 256, (2, 16), generator=gen, dtype=torch.uint8)
+    honest = torch.randn(2, 16, 256, generator=gen)
+    peek = torch.nn.functional.one_hot(torch.roll(inputs.long(), -1, dims=1), 256).float()
+    keep = torch.ones(2, 16, dtype=torch.bool)
+    keep[0, 9:] = keep[1:] = False
+    perturbed = torch.where(keep, inputs, (inputs.long() + 1) % 256)
+    peek_probe = torch.nn.functional.one_hot(torch.roll(perturbed.long(), -1, dims=1), 256).float()
+    probes.check_replay(honest + 1e6, honest + 1e6, keep, atol_nats=1e-4, where="t", kind="causal")
+    with pytest.raises(Rejected) as caught:
+        probes.check_replay(
+            honest + 1e6 + 4 * peek, honest + 1e6 + 4 * peek_probe, keep, atol_nats=1e-4, where="t", kind="causal"
+        )
+    assert caught.value.reason_code in {"causality_violation", "row_leak"}
+
+
+def test_a_row_that_reads_the_next_row_is_named_a_row_leak() -> None:
+    real = torch.zeros(3, 8, 256)
+    other = real.clone()
+    other[0, -1, 5] = 3.0  # row 0's last prediction moved when only rows 1.. changed
+    keep = torch.ones(3, 8, dtype=torch.bool)
+    keep[1:] = False
+    with pytest.raises(Rejected) as caught:
+        probes.check_replay(real, other, keep, atol_nats=1e-4, where="t", kind="causal")
+    assert caught.value.reason_code == "row_leak"
+
+
+def test_call_seeds_and_replay_plans_come_from_the_secret() -> None:
+    from prism.evaluation import replay
+
+    a, b = replay.plan(1, "train", 400, 0.2), replay.plan(2, "train", 400, 0.2)
+    assert 0 in a and a != b and replay.plan(1, "train", 400, 0.2) == a
+    assert 40 < len(a) < 130  # about a fifth of the steps, a binomial count the model cannot know
+    assert set(a.values()) == {"reproduce", "charge", "causal"} and a[0] == "charge"
+    assert probes.call_seed(1, "train", 3) != probes.call_seed(2, "train", 3)

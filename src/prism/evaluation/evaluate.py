@@ -3,6 +3,7 @@
 The worker strings the same steps together itself (persisting each result); this is the
 synchronous path for an operator or a miner's local smoke run. Every outcome is a decision with
 evidence: `accepted` (validated manifest), `rejected` (a rule broken, evidence attached) or
+`quarantined` (figures no honest run produces, `suspicion`: an operator looks, never scored) or
 `failed` (the miner's code crashed or timed out). Infrastructure errors propagate.
 """
 
@@ -21,12 +22,13 @@ from prism.evaluation.jobs import Mode, make_job
 from prism.evaluation.manifest import ValidationReport, build_manifest, validate_manifest
 from prism.evaluation.platform_data import is_platform_layout, platform_dataset
 from prism.evaluation.runner import run_heldout, run_inspect, run_train
+from prism.evaluation.suspicion import suspicions
 from prism.evidence import Evidence, evidence_to_json
 from prism.intake.project import Project
 from prism.runtime_config import RuntimeConfig
 from prism.sandbox.spec import Sandbox
 
-Decision = Literal["accepted", "rejected", "failed"]
+Decision = Literal["accepted", "rejected", "quarantined", "failed"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,5 +127,16 @@ def evaluate_project(
             evidence=report.findings,
             manifest=manifest,
             validation=report,
+        )
+    found = suspicions(inspect, train, heldout)
+    if found:
+        # Figures no honest run produces: an operator looks; never scored meanwhile.
+        return EvaluationOutcome(
+            decision="quarantined",
+            reason_code=found[0].rule_id,
+            evidence=found,
+            manifest=manifest,
+            validation=report,
+            detail="; ".join(item.explanation for item in found),
         )
     return EvaluationOutcome(decision="accepted", manifest=manifest, validation=report)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prism.evaluation import probes
+from prism.evaluation import probes, replay
 from prism.evaluation.phase import RESULT_PREFIX, PhaseReport, PhaseSpec
 from prism.evaluation.probes import InfraFailure, MinerFailure, Rejected
 from prism.evaluation.wire import Channel, Frame, WireError, WireTimeout
@@ -90,6 +90,7 @@ class ModelProcess:
             "entrypoint": spec.entrypoint,
             "submission_root": str(submission.resolve()),
             "ctx": {field: getattr(ctx, field) for field in ctx.__dataclass_fields__},
+            "memory_limit_bytes": replay.memory_limit_bytes(spec),
         }
         channel.send_json(init)
         return cls(proc, channel)
@@ -102,7 +103,12 @@ class ModelProcess:
             self.kill()
             raise MinerFailure("timeout", f"the model did not answer within {timeout:.1f}s") from exc
         except WireError as exc:
-            code = self.proc.wait(timeout=10)
+            try:
+                code = self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                # Alive but unreadable (e.g. a frame over the wire's limits): the model's fault.
+                self.kill()
+                raise MinerFailure("protocol", f"the model's process broke the wire protocol: {exc}") from exc
             raise MinerFailure("crashed", f"the model's process exited with code {code}") from exc
         if frame.kind == 1:
             message = frame.json()
@@ -161,15 +167,17 @@ def run_phase(spec: PhaseSpec, *, data: Path, submission: Path, artifacts: Path,
     started = time.monotonic()
     deadline = started + spec.wall_clock_seconds + spec.grace_seconds
     model = ModelProcess.start(spec, submission)
+    # The replica (replay) starts alongside, through the same spawn path, so both build at once.
+    replica = ModelProcess.start(spec, submission) if spec.phase != "inspect" else None
     try:
         try:
             identity = _ready(model, deadline - time.monotonic())
             if spec.phase == "inspect":
                 figures = phases.inspect(spec, model, identity, artifacts, deadline)
-            elif spec.phase == "train":
-                figures = phases.train(spec, model, identity, data, artifacts, started)
-            else:
-                figures = phases.heldout(spec, model, identity, data, job_dir, artifacts, deadline)
+            elif spec.phase == "train" and replica is not None:
+                figures = phases.train(spec, model, identity, data, artifacts, started, replica)
+            elif replica is not None:
+                figures = phases.heldout(spec, model, identity, data, job_dir, artifacts, deadline, replica)
         except WireError as exc:
             # Our write failed because the model's process went away: its last words say why.
             model.reply(5.0)
@@ -187,6 +195,8 @@ def run_phase(spec: PhaseSpec, *, data: Path, submission: Path, artifacts: Path,
         return PhaseReport(phase=spec.phase, status="failed", reason_code=exc.reason_code, detail=exc.detail)
     finally:
         model.close()
+        if replica is not None:
+            replica.close()
     figures["duration_seconds"] = round(time.monotonic() - started, 3)
     return PhaseReport(phase=spec.phase, status="ok", figures=figures)
 
@@ -209,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     except InfraFailure as exc:
         report = PhaseReport(phase=spec.phase, status="failed", reason_code="infrastructure", detail=str(exc))
+    except Exception as exc:
+        # Not the miner's doing (those are Rejected/MinerFailure above): ours, so the host retries.
+        detail = f"recorder error: {type(exc).__name__}: {exc}"[:2000]
+        report = PhaseReport(phase=spec.phase, status="failed", reason_code="infrastructure", detail=detail)
     sys.stdout.write(RESULT_PREFIX + json.dumps(report.to_json(), sort_keys=True, allow_nan=False) + "\n")
     sys.stdout.flush()
     return 0

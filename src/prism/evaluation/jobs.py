@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from prism.errors import ConfigError
 from prism.evaluation.data import LockedDataset
+from prism.evaluation.errors import DatasetError
 from prism.runtime_config import EvaluationBudget, RuntimeConfig
 
 Mode = Literal["local_cpu_smoke", "official"]
@@ -98,6 +99,14 @@ class EvaluationJob:
         return cls(**values)
 
 
+def is_fixture(dataset: LockedDataset) -> bool:
+    """The synthetic fixture, which its datasheet says is not for scoring miners."""
+    from prism.evaluation.fixture import FIXTURE_DATASHEET
+
+    sheet = dataset.manifest.datasheet
+    return sheet.name == FIXTURE_DATASHEET.name or sheet.intended_use == FIXTURE_DATASHEET.intended_use
+
+
 def make_job(
     *,
     submission_id: str,
@@ -136,6 +145,12 @@ def make_job(
         )
     if mode != "official":
         raise ConfigError(f"unknown evaluation mode {mode!r}")
+    if is_fixture(dataset):
+        # Fail closed: the fixture is public code (anyone can rebuild it, train on it, embed it).
+        raise DatasetError(
+            "an official, score-eligible run refuses the synthetic fixture: configure a locked dataset "
+            "that cannot be rebuilt from public code (PRISM_DATASET_DIR)"
+        )
     profile = runtime_config.gpu.official_profile
     return EvaluationJob(
         submission_id=submission_id,

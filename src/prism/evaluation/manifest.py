@@ -122,7 +122,12 @@ def build_manifest(
         "compute": {
             "tokens": train.tokens,
             "steps": train.steps,
-            "flops": round(inspect.flops_per_token * train.tokens),
+            # Charged on the work done: the larger of inspect's FLOPs per token and what the replica
+            # measured over whole steps (train_step included) on real batches.
+            "flops": round(charged_flops_per_token(inspect, train) * train.tokens),
+            "charged_flops_per_token": charged_flops_per_token(inspect, train),
+            "optimizer_steps_per_batch": train.replayed_optimizer_steps,
+            "model_seconds": train.model_seconds,
             "gpu_count": job.gpu_count,
             "gpu_type": job.gpu_type,
             "stopped_reason": train.stopped_reason,
@@ -134,9 +139,19 @@ def build_manifest(
             "heldout_bits_per_byte": heldout.heldout_bits_per_byte,
             "heldout_tokens": heldout.heldout_tokens,
         },
-        "harness": {"causality_probed_steps": list(train.probed_steps), "prequential": True},
+        "harness": {
+            "causality_probed_steps": list(train.probed_steps),
+            "replay_kinds": list(train.replay_kinds),
+            "replay_max_change_nats": train.replay_max_change_nats,
+            "heldout_replayed_steps": list(heldout.heldout_replayed_steps),
+            "prequential": True,
+        },
         "artifacts": {name: sha(phase, name) for name, phase in _ARTIFACT_PHASE.items()},
     }
+
+
+def charged_flops_per_token(inspect: InspectResult, train: TrainResult) -> float:
+    return max(inspect.flops_per_token, train.replayed_flops_per_token)
 
 
 def _get(manifest: Mapping[str, Any], dotted: str) -> Any:
@@ -251,7 +266,8 @@ def validate_manifest(
     )
     flops = _get(manifest, "compute.flops")
     if isinstance(tokens, int):
-        f.close("compute.flops", flops, inspect.flops_per_token * tokens, "FLOPs per token x tokens", tol=1e-6)
+        charged = charged_flops_per_token(inspect, train)
+        f.close("compute.flops", flops, charged * tokens, "charged FLOPs per token x tokens", tol=1e-6)
 
     # Metrics: bits per byte recomputed from the curves the harness recorded.
     curve_bytes = _read(job, "train", LOSS_CURVE_FILE, f, "metrics.bits_per_byte")

@@ -14,10 +14,11 @@ import contextlib
 import importlib
 import os
 import random
+import resource
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,7 +26,8 @@ import torch.nn.functional as F
 
 from prism.contract import VOCAB_SIZE, Batch, ModelContext
 from prism.evaluation import graph as graph_mod
-from prism.evaluation import guard
+from prism.evaluation import guard, replica
+from prism.evaluation.replica import reseed
 from prism.evaluation.wire import Channel, WireError
 
 SUBMISSION_ROOT = "/submission"
@@ -54,7 +56,7 @@ def _warm_lazy_imports() -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
     probe = torch.nn.Sequential(torch.nn.Embedding(4, 4), torch.nn.Linear(4, 4))
-    graph_mod.architecture_graph(probe)
+    graph_mod.architecture_graph(probe, lambda: probe(torch.zeros(1, 2, dtype=torch.long)))
     optimizer = torch.optim.AdamW(probe.parameters(), lr=DEFAULT_LR)
     with FlopCounterMode(display=False):
         out = probe(torch.zeros(1, 2, dtype=torch.long))
@@ -104,18 +106,6 @@ class ModelHost:
     train_step: Callable[..., Any] | None
     device: torch.device
     pending: tuple[torch.Tensor, torch.Tensor] | None = None
-    rng_before: tuple[torch.Tensor, ...] = field(default_factory=tuple)
-
-    def _rng_state(self) -> tuple[torch.Tensor, ...]:
-        states = [torch.get_rng_state()]
-        if self.device.type == "cuda":
-            states.append(torch.cuda.get_rng_state(self.device))
-        return tuple(states)
-
-    def _set_rng_state(self, states: tuple[torch.Tensor, ...]) -> None:
-        torch.set_rng_state(states[0])
-        if self.device.type == "cuda":
-            torch.cuda.set_rng_state(states[1], self.device)
 
     def _logits(self, inputs: torch.Tensor) -> torch.Tensor:
         out = self.model(inputs)
@@ -123,30 +113,14 @@ class ModelHost:
             raise ContractError(f"the model returned {type(out).__name__}, not a tensor of logits")
         return out
 
-    def forward(self, inputs_u8: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs_u8: torch.Tensor, seed: int) -> torch.Tensor:
+        # The recorder seeds every call, so a replica given the same state and seed reproduces it.
+        reseed(seed)
         inputs = inputs_u8.to(self.device).long()
         self.model.train()
-        self.rng_before = self._rng_state()
         logits = self._logits(inputs)
         self.pending = (inputs, logits)
         return logits.detach().float()
-
-    def probe(self, inputs_u8: torch.Tensor) -> torch.Tensor:
-        """The same forward on perturbed inputs, replaying the RNG and leaving no trace in buffers."""
-        inputs = inputs_u8.to(self.device).long()
-        after = self._rng_state()
-        saved = {name: b.detach().clone() for name, b in self.model.named_buffers()}
-        self._set_rng_state(self.rng_before)
-        try:
-            with torch.no_grad():
-                logits = self._logits(inputs).float()
-        finally:
-            with torch.no_grad():
-                for name, b in self.model.named_buffers():
-                    if name in saved and b.shape == saved[name].shape:
-                        b.copy_(saved[name])
-            self._set_rng_state(after)
-        return logits
 
     def step(self, targets_u8: torch.Tensor) -> None:
         if self.pending is None:
@@ -164,10 +138,18 @@ class ModelHost:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), DEFAULT_CLIP)
         self.optimizer.step()
 
-    def evaluate(self, inputs_u8: torch.Tensor) -> torch.Tensor:
+    def evaluate(self, inputs_u8: torch.Tensor, seed: int) -> torch.Tensor:
+        # Inference mode: no autograd graph, so the held-out bytes cannot be learned through
+        # backward (a model that leaves inference mode anyway is caught by the weight check and
+        # the replica's replay, which reproduce the figure from the saved state alone).
+        reseed(seed)
         self.model.eval()
-        with torch.no_grad():
+        with torch.inference_mode():
             return self._logits(inputs_u8.to(self.device).long()).float()
+
+    def load_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            self.model.load_state_dict(tensors, strict=True)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -175,10 +157,42 @@ class ModelHost:
             "buffer_count": sum(b.numel() for b in self.model.buffers()),
         }
 
+    def sample_inputs(self) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(self.ctx.seed + 2)
+        shape = (self.ctx.batch_size, self.ctx.seq_len)
+        return torch.randint(0, VOCAB_SIZE, shape, generator=gen).to(self.device)
+
+    def graph(self) -> dict[str, Any]:
+        """The architecture graph from the ops one real forward executes (see `graph`)."""
+        saved = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        inputs = self.sample_inputs()
+        reseed(self.ctx.seed)
+        self.model.train()
+        try:
+            document = graph_mod.architecture_graph(self.model, lambda: self._logits(inputs))
+        finally:
+            # Nothing of this forward is kept, so restoring in place cannot break a live graph.
+            self.load_state(saved)
+            self.model.zero_grad(set_to_none=True)
+        return document
+
+    def replay(self, message: dict[str, Any], channel: Channel) -> None:
+        """A recorded call redone from the state the recorder sends (the replica's one job)."""
+        names = [str(n) for n in message.get("names", [])]
+        tensors = {name: channel.recv_tensor() for name in names}
+        inputs = channel.recv_tensor().to(self.device).long()
+        targets = channel.recv_tensor().to(self.device).long() if message.get("with_step") else None
+        self.load_state(tensors)
+        result = replica.replay_call(
+            self, inputs, targets, seed=int(message["seed"]), mode=str(message.get("mode", "train"))
+        )
+        channel.send_json({"op": "replayed", **result.figures})
+        channel.send_tensor(result.logits)
+
     def inspect(self) -> dict[str, Any]:
         from torch.utils.flop_counter import FlopCounterMode
 
-        graph = graph_mod.architecture_graph(self.model)
+        graph = self.graph()
         gen = torch.Generator().manual_seed(self.ctx.seed)
         shape = (self.ctx.batch_size, self.ctx.seq_len + 1)
         data = torch.randint(0, VOCAB_SIZE, shape, generator=gen).to(self.device)
@@ -227,13 +241,13 @@ def serve(channel: Channel, host: ModelHost) -> None:
         message = channel.recv_json()
         op = message.get("op")
         if op == "forward":
-            channel.send_tensor(host.forward(channel.recv_tensor()))
-        elif op == "probe":
-            channel.send_tensor(host.probe(channel.recv_tensor()))
+            channel.send_tensor(host.forward(channel.recv_tensor(), int(message.get("seed", 0))))
         elif op == "step":
             host.step(channel.recv_tensor())
         elif op == "eval":
-            channel.send_tensor(host.evaluate(channel.recv_tensor()))
+            channel.send_tensor(host.evaluate(channel.recv_tensor(), int(message.get("seed", 0))))
+        elif op == "replay":
+            host.replay(message, channel)
         elif op == "inspect":
             channel.send_json({"op": "inspect", **host.inspect()})
         elif op == "state":
@@ -244,12 +258,21 @@ def serve(channel: Channel, host: ModelHost) -> None:
         elif op == "load_state":
             names = [str(n) for n in message.get("names", [])]
             tensors = {name: channel.recv_tensor() for name in names}
-            host.model.load_state_dict(tensors, strict=True)
+            host.load_state(tensors)
             channel.send_json({"op": "loaded"})
         elif op == "shutdown":
             return
         else:
             raise ContractError(f"unknown request {op!r}")
+
+
+def limit_memory(limit: object, device: str) -> None:
+    """Bound the data segment before the submission is imported; a hard limit cannot be raised back.
+
+    CPU only: a CUDA context maps far more than it uses, and GPU memory is not bounded here.
+    """
+    if isinstance(limit, int) and limit > 0 and device == "cpu":
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
 def _caused_by_guard(exc: BaseException | None) -> bool:
@@ -275,6 +298,7 @@ def main(argv: list[str]) -> int:
     configure_determinism(seed=int(init["seed"]), threads=int(init["threads"]), device=str(init["device"]))
     sys.dont_write_bytecode = True
     _warm_lazy_imports()
+    limit_memory(init.get("memory_limit_bytes"), str(init["device"]))
     root = str(init.get("submission_root", SUBMISSION_ROOT))
     # The entrypoint's folder is on sys.path too (`_load_entrypoint`): its modules are the project's.
     entry_folder = os.path.join(root, str(init.get("entrypoint", "")).rpartition("/")[0])
@@ -282,8 +306,15 @@ def main(argv: list[str]) -> int:
     guard.install(read_roots=guard.default_read_roots([root]), project_modules=modules)
     try:
         host = build(init)
-        graph_hash = graph_mod.graph_hash(graph_mod.architecture_graph(host.model))
-        channel.send_json({"op": "ready", **host.counts(), "graph_hash": graph_hash})
+        graph = host.graph()
+        channel.send_json(
+            {
+                "op": "ready",
+                **host.counts(),
+                "graph_hash": graph_mod.graph_hash(graph),
+                "dataflow_hash": graph["dataflow_hash"],
+            }
+        )
         serve(channel, host)
     except Exception as exc:  # the miner's code failed; report it as such, never as our own fault
         kind = "guard_violation" if _caused_by_guard(exc) else "contract" if isinstance(exc, ContractError) else ""

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from prism.evaluation import probes
+from prism.evaluation import probes, replay
 from prism.evaluation.graph import canonical_json
 from prism.evaluation.metrics import LossCurve
 from prism.evaluation.phase import GRAPH_FILE, HELDOUT_CURVE_FILE, LOSS_CURVE_FILE, WEIGHTS_FILE, PhaseSpec, ShardRef
-from prism.evaluation.probes import InfraFailure, Rejected
+from prism.evaluation.probes import InfraFailure, MinerFailure, Rejected
 from prism.evaluation.weights import WeightsFormatError, decode_safetensors, encode_safetensors
 
 if TYPE_CHECKING:
@@ -59,26 +59,9 @@ def _windows(data: torch.Tensor, starts: torch.Tensor, seq_len: int) -> tuple[to
     return window[:, :-1].contiguous(), window[:, 1:].contiguous()
 
 
-def _send(model: ModelProcess, op: str, tensor: torch.Tensor) -> None:
-    model.channel.send_json({"op": op})
+def _send(model: ModelProcess, op: str, tensor: torch.Tensor, **extra: Any) -> None:
+    model.channel.send_json({"op": op, **extra})
     model.channel.send_tensor(tensor)
-
-
-def _probe(
-    model: ModelProcess,
-    spec: PhaseSpec,
-    op: str,
-    inputs: torch.Tensor,
-    real: torch.Tensor,
-    gen: torch.Generator,
-    timeout: float,
-    where: str,
-) -> None:
-    perturbed, position = probes.perturb(inputs, gen)
-    _send(model, op, perturbed)
-    probed = model.tensor(timeout)
-    probes.check_logits(probed, spec.batch_size, spec.seq_len, where)
-    probes.check_causality(real, probed, position, atol=spec.causality_atol, rtol=spec.causality_rtol, where=where)
 
 
 def inspect(
@@ -101,14 +84,25 @@ def inspect(
             f"the model has {parameter_count:,} parameters after a first forward; the cap is {spec.parameter_cap:,}",
             {"parameter_count": parameter_count, "parameter_cap": spec.parameter_cap},
         )
+    replay.check_state_cap(replay.read_state(model, deadline - time.monotonic()), spec.parameter_cap, "inspect")
     # Behaviour on bytes the model cannot have seen: shape, finite values, causality.
     gen = torch.Generator().manual_seed(spec.probe_seed)
     inputs = torch.randint(0, 256, (spec.batch_size, spec.seq_len), generator=gen, dtype=torch.uint8)
     timeout = deadline - time.monotonic()
-    _send(model, "forward", inputs)
+    seed = probes.call_seed(spec.probe_seed, "inspect", 0)
+    _send(model, "forward", inputs, seed=seed)
     logits = model.tensor(timeout)
     probes.check_logits(logits, spec.batch_size, spec.seq_len, "inspect")
-    _probe(model, spec, "probe", inputs, logits, gen, timeout, "inspect, random bytes")
+    # A quick screen for blatant readers of the future, in this process (no score rests on it):
+    # one cut inside a row, one at a row's start. The binding checks are the replica's replays.
+    for at_row_start in (False, True):
+        perturbed, keep = probes.perturb_stream(inputs, gen, at_row_start=at_row_start)
+        _send(model, "forward", perturbed, seed=seed)
+        probed = model.tensor(timeout)
+        probes.check_logits(probed, spec.batch_size, spec.seq_len, "inspect")
+        probes.check_replay(
+            logits, probed, keep, atol_nats=spec.causality_atol, where="inspect, random bytes", kind=replay.CAUSAL
+        )
     return {
         "parameter_count": parameter_count,
         "buffer_count": identity["buffer_count"],
@@ -120,7 +114,13 @@ def inspect(
 
 
 def train(
-    spec: PhaseSpec, model: ModelProcess, identity: dict[str, Any], data_dir: Path, artifacts: Path, started: float
+    spec: PhaseSpec,
+    model: ModelProcess,
+    identity: dict[str, Any],
+    data_dir: Path,
+    artifacts: Path,
+    started: float,
+    replica_process: ModelProcess,
 ) -> dict[str, Any]:
     data = load_split(data_dir, spec.shards)
     tokens_per_step = spec.batch_size * spec.seq_len
@@ -131,46 +131,58 @@ def train(
         raise _infra(f"the train split ({data.numel()} bytes) or the token budget holds less than one batch")
     stopped_reason = "token_budget" if steps == budget_steps else "data_exhausted"
     order = torch.randperm(windows, generator=torch.Generator().manual_seed(spec.data_order_seed))
-    probed = probes.probe_steps(spec.probe_seed, steps, spec.probe_count)
-    gen = torch.Generator().manual_seed(spec.probe_seed + 1)
     wall_deadline = started + spec.wall_clock_seconds
+    hard_deadline = wall_deadline + spec.grace_seconds
+    chosen = replay.plan(spec.probe_seed, "train", steps, spec.replay_fraction)
+    gen = torch.Generator().manual_seed(spec.probe_seed + 1)
+    replica = replay.Replica(spec, replica_process, identity, hard_deadline)
     losses: list[float] = []
-    first_bpb: float | None = None
+    model_seconds = 0.0
     loop_started = time.monotonic()
+    state = replay.read_state(model, hard_deadline - time.monotonic())
+    replay.check_state_cap(state, spec.parameter_cap, "before training")
     for step in range(steps):
         if time.monotonic() >= wall_deadline:
             stopped_reason = "wall_clock"
             break
-        inputs, targets = _windows(data, order[step * spec.batch_size : (step + 1) * spec.batch_size], spec.seq_len)
-        timeout = wall_deadline + spec.grace_seconds - time.monotonic()
-        _send(model, "forward", inputs)
+        starts = order[step * spec.batch_size : (step + 1) * spec.batch_size]
+        inputs, targets = _windows(data, starts, spec.seq_len)
+        timeout = hard_deadline - time.monotonic()
+        seed = probes.call_seed(spec.probe_seed, "train", step)
+        call_started = time.monotonic()
+        _send(model, "forward", inputs, seed=seed)
         logits = model.tensor(timeout)
         probes.check_logits(logits, spec.batch_size, spec.seq_len, f"train step {step}")
-        if step in probed:
-            _probe(model, spec, "probe", inputs, logits, gen, timeout, f"train step {step}")
         # The loss is fixed by the logits already received; only now may the model see the targets.
         _send(model, "step", targets)
-        nats = probes.loss_nats(logits, targets)
-        if first_bpb is None:
-            first_bpb = nats / LN2
-        if step < spec.first_batches_checked and nats / LN2 < spec.first_batch_floor_bpb:
-            raise Rejected(
-                "impossible_first_batch_loss",
-                f"train step {step}: {nats / LN2:.3f} bits per byte before any update on it, below the floor of "
-                f"{spec.first_batch_floor_bpb} that no untrained model reaches (uniform is 8.0): "
-                "knowledge came with the code",
-                {"step": step, "bits_per_byte": nats / LN2, "floor": spec.first_batch_floor_bpb},
+        # State after every step, replayed or not: asking says nothing about which step is replayed.
+        after = replay.read_state(model, hard_deadline - time.monotonic())
+        model_seconds += time.monotonic() - call_started
+        losses.append(probes.loss_nats(logits, targets))
+        if step in chosen:
+            replica.submit(
+                step=step,
+                kind=chosen[step],
+                where=f"train step {step}",
+                state=state,
+                seed=seed,
+                inputs=inputs,
+                targets=targets,
+                recorded=logits,
+                gen=gen,
             )
-        losses.append(nats)
-    timeout = wall_deadline + spec.grace_seconds - time.monotonic()
-    model.channel.send_json({"op": "state"})  # answered only once the last step is done
-    names = model.message(timeout, "state").get("names")
+        state = after
+    replica.collect()
     loop_seconds = time.monotonic() - loop_started
-    if not isinstance(names, list) or len(set(map(str, names))) != len(names):
-        raise Rejected("protocol", "the state names are not a list of distinct strings", {})
-    tensors = {str(name): model.tensor(timeout) for name in names}
+    cpu = {
+        "model_cpu_seconds": round(replay.cpu_seconds(model.proc.pid), 3),
+        "replica_cpu_seconds": round(replay.cpu_seconds(replica_process.proc.pid), 3),
+    }
+    if not losses:
+        raise MinerFailure("timeout", "the wall clock ran out before the first batch was answered")
+    replay.check_state_cap(state, spec.parameter_cap, "after training")
     try:
-        weights = encode_safetensors(tensors)
+        weights = encode_safetensors(state)
     except WeightsFormatError as exc:
         raise Rejected("weights_format", str(exc), {}) from exc
     curve = LossCurve(tuple(losses), (tokens_per_step,) * len(losses))
@@ -183,14 +195,23 @@ def train(
         "data_windows": windows,
         "stopped_reason": stopped_reason,
         "bits_per_byte": curve.bits_per_byte(),
-        "first_batch_bits_per_byte": first_bpb,
-        "probed_steps": sorted(s for s in probed if s < len(losses)),
+        "first_batch_bits_per_byte": losses[0] / LN2,
+        "probed_steps": list(replica.log.steps),
+        **replica.log.figures(),
         "loss_curve_sha256": _write(artifacts, LOSS_CURVE_FILE, curve.encode()),
         "weights_sha256": _write(artifacts, WEIGHTS_FILE, weights),
-        "weights_numel": sum(t.numel() for t in tensors.values()),
+        "weights_numel": sum(t.numel() for t in state.values()),
         "train_seconds": round(time.monotonic() - started, 3),
         "loop_seconds": round(loop_seconds, 4),
+        "model_seconds": round(model_seconds, 4),
+        **cpu,
     }
+
+
+def heldout_order(windows: int, batch_size: int, steps: int) -> torch.Tensor:
+    """Window indices by batch: row r of batch j is window j + r*steps, so no two rows of a batch
+    are neighbours in the stream (row r+1's first byte is never row r's last target)."""
+    return torch.arange(steps)[:, None] + torch.arange(batch_size)[None, :] * steps
 
 
 def heldout(
@@ -201,6 +222,7 @@ def heldout(
     job_dir: Path,
     artifacts: Path,
     deadline: float,
+    replica_process: ModelProcess,
 ) -> dict[str, Any]:
     raw = (job_dir / WEIGHTS_FILE).read_bytes()
     if hashlib.sha256(raw).hexdigest() != spec.weights_sha256:
@@ -209,6 +231,8 @@ def heldout(
         tensors = decode_safetensors(raw)
     except WeightsFormatError as exc:
         raise _infra(f"the trained weights are unreadable: {exc}") from exc
+    # Only the state the recorder saved reaches this fresh process: whatever the model kept
+    # elsewhere in training (a Python list, an attribute) does not survive into held-out.
     model.channel.send_json({"op": "load_state", "names": list(tensors)})
     for tensor in tensors.values():
         model.channel.send_tensor(tensor)
@@ -219,21 +243,35 @@ def heldout(
     steps = min(spec.heldout_tokens // tokens_per_step, windows // spec.batch_size)
     if steps == 0:
         raise _infra(f"the validation split ({data.numel()} bytes) or heldout_tokens holds less than one batch")
-    probe_at = min(probes.probe_steps(spec.probe_seed, steps, 1) - {0} or {0})
+    order = heldout_order(windows, spec.batch_size, steps)
+    chosen = replay.plan(spec.probe_seed, "heldout", steps, spec.replay_fraction)
     gen = torch.Generator().manual_seed(spec.probe_seed + 2)
+    replica = replay.Replica(spec, replica_process, identity, deadline)
     losses: list[float] = []
     for step in range(steps):
-        # In order, no shuffle: the held-out figure is a fixed function of the weights.
-        inputs, targets = _windows(
-            data, torch.arange(step * spec.batch_size, (step + 1) * spec.batch_size), spec.seq_len
-        )
+        # A fixed order, no shuffle: the held-out figure is a fixed function of the weights.
+        inputs, targets = _windows(data, order[step], spec.seq_len)
         timeout = deadline - time.monotonic()
-        _send(model, "eval", inputs)
+        seed = probes.call_seed(spec.probe_seed, "heldout", step)
+        _send(model, "eval", inputs, seed=seed)
         logits = model.tensor(timeout)
         probes.check_logits(logits, spec.batch_size, spec.seq_len, f"heldout batch {step}")
-        if step == probe_at:
-            _probe(model, spec, "eval", inputs, logits, gen, timeout, f"heldout batch {step}")
         losses.append(probes.loss_nats(logits, targets))
+        if step in chosen:
+            replica.submit(
+                step=step,
+                kind=chosen[step],
+                where=f"heldout batch {step}",
+                state=tensors,
+                seed=seed,
+                inputs=inputs,
+                targets=None,
+                recorded=logits,
+                gen=gen,
+                mode="eval",
+            )
+    replica.collect()
+    _check_unchanged(model, tensors, deadline)
     curve = LossCurve(tuple(losses), (tokens_per_step,) * len(losses))
     return {
         **identity,
@@ -241,4 +279,27 @@ def heldout(
         "heldout_tokens": curve.total_tokens,
         "heldout_curve_sha256": _write(artifacts, HELDOUT_CURVE_FILE, curve.encode()),
         "weights_sha256": spec.weights_sha256,
+        "heldout_replayed_steps": list(replica.log.steps),
+        "heldout_replay_max_change_nats": replica.log.max_change_nats,
     }
+
+
+def _check_unchanged(model: ModelProcess, loaded: dict[str, torch.Tensor], deadline: float) -> None:
+    """Held-out is inference: the state after it must be, bit for bit, the state loaded before it."""
+    after = replay.read_state(model, deadline - time.monotonic())
+    changed = sorted(
+        name
+        for name in set(loaded) | set(after)
+        if name not in loaded
+        or name not in after
+        or loaded[name].shape != after[name].shape
+        or loaded[name].dtype != after[name].dtype
+        or not torch.equal(loaded[name], after[name])
+    )
+    if changed:
+        raise Rejected(
+            "heldout_adaptation",
+            f"the model's state changed during held-out scoring ({', '.join(changed[:5])}"
+            f"{'...' if len(changed) > 5 else ''}): it learned from the bytes it was scored on",
+            {"changed_tensors": changed[:50], "changed_count": len(changed)},
+        )

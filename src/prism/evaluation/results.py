@@ -18,7 +18,7 @@ _T = TypeVar("_T")
 def _from_json(cls: type[_T], data: Mapping[str, Any]) -> _T:
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     values = {key: value for key, value in data.items() if key in names}
-    for key in ("probed_steps", "foreign_artifacts"):
+    for key in ("probed_steps", "foreign_artifacts", "replay_kinds", "graph_mismatch_steps", "heldout_replayed_steps"):
         if key in values and isinstance(values[key], list):
             values[key] = tuple(values[key])
     return cls(**values)
@@ -69,10 +69,19 @@ class TrainResult(_PhaseResult):
     weights_sha256: str
     weights_numel: int
     train_seconds: float
+    # Measured by the replica on real batches at the replayed steps (`replay`): what is charged.
+    replay_kinds: tuple[str, ...] = ()
+    replayed_flops_per_token: float = 0.0
+    replayed_optimizer_steps: int = 0
+    graph_mismatch_steps: tuple[int, ...] = ()
+    replay_max_change_nats: float = 0.0
+    # Measured by the recorder: seconds the model's process spent answering the real calls.
+    model_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         data = _PhaseResult.to_json(self)
-        data["probed_steps"] = list(self.probed_steps)
+        for key in ("probed_steps", "replay_kinds", "graph_mismatch_steps"):
+            data[key] = list(data[key])
         return data
 
     @classmethod
@@ -89,6 +98,13 @@ class HeldoutResult(_PhaseResult):
     heldout_tokens: int
     heldout_curve_sha256: str
     weights_sha256: str
+    heldout_replayed_steps: tuple[int, ...] = ()
+    heldout_replay_max_change_nats: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = _PhaseResult.to_json(self)
+        data["heldout_replayed_steps"] = list(self.heldout_replayed_steps)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> HeldoutResult:

@@ -23,6 +23,7 @@ from prism.evaluation.metrics import LossCurve
 from prism.evaluation.phase import GRAPH_FILE, LOSS_CURVE_FILE
 from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
 from prism.evaluation.runner import run_heldout, run_inspect, run_train, verified_artifact
+from prism.evaluation.suspicion import suspicions
 from prism.pipeline.context import StepContext, StepOutcome
 from prism.review.similarity import fingerprint_project
 from prism.review.similarity.duplicates import DuplicateReport, decide_graph
@@ -202,6 +203,10 @@ def validation_step(ctx: StepContext) -> StepOutcome:
         return StepOutcome(
             "rejected", "manifest.mismatch", f"manifest validation failed: {', '.join(fields)}", record, report.findings
         )
+    found = suspicions(inspect, train, heldout)
+    if found:
+        detail = "; ".join(item.explanation for item in found)
+        return StepOutcome("quarantined", found[0].rule_id, detail, record, found)
     return StepOutcome.passed("manifest validated", **record)
 
 
