@@ -4,6 +4,9 @@
 random bytes (shape, finiteness, causality) and the parameter cap. `train`: one pass over the
 train split in the order the recorder draws, loss recorded before each update, causality probed
 at secret steps. `heldout`: the trained weights loaded, bits per byte on the validation split.
+
+Deadlines are on the model's fair clock (`model.clock.now()`, see `fairtime.py`): time the host
+took away from the model's process is not charged to its budget.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from prism.evaluation import probes
+from prism.evaluation import measure, probes
 from prism.evaluation.graph import canonical_json
 from prism.evaluation.metrics import LossCurve
 from prism.evaluation.phase import GRAPH_FILE, HELDOUT_CURVE_FILE, LOSS_CURVE_FILE, WEIGHTS_FILE, PhaseSpec, ShardRef
@@ -81,11 +84,21 @@ def _probe(
     probes.check_causality(real, probed, position, atol=spec.causality_atol, rtol=spec.causality_rtol, where=where)
 
 
+def _received_state(model: ModelProcess, graph: dict[str, Any], deadline: float) -> measure.StateFigures:
+    model.channel.send_json({"op": "state"})
+    message = model.message(deadline - model.clock.now(), "state")
+    names = message.get("names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise Rejected("protocol", "the state names are not a list of distinct strings", {})
+    tensors = {name: model.tensor(deadline - model.clock.now()) for name in names}
+    return measure.measure_state(graph, tensors, message.get("tied", []))
+
+
 def inspect(
     spec: PhaseSpec, model: ModelProcess, identity: dict[str, Any], artifacts: Path, deadline: float
 ) -> dict[str, Any]:
     model.channel.send_json({"op": "inspect"})
-    report = model.message(deadline - time.monotonic(), "inspect")
+    report = model.message(deadline - model.clock.now(), "inspect")
     graph = report.get("graph")
     if not isinstance(graph, dict):
         raise Rejected("protocol", "the inspect report holds no graph", {})
@@ -95,6 +108,10 @@ def inspect(
     if graph_hash != identity["graph_hash"] or parameter_count != identity["parameter_count"]:
         raise Rejected("unstable_model", "the model's graph or parameter count changed between two looks", {})
     flops_per_token = probes.as_float(report.get("flops_per_token"), "flops_per_token")
+    # The count behind the cap is the recorder's own, from raw tensors; the model's claim must agree.
+    measured = _received_state(model, graph, deadline)
+    measure.check_claim(parameter_count, measured.parameter_count, "parameters")
+    measure.check_claim(identity["buffer_count"], measured.buffer_count, "buffer values")
     if parameter_count > spec.parameter_cap:
         raise Rejected(
             "parameter_cap",
@@ -104,7 +121,7 @@ def inspect(
     # Behaviour on bytes the model cannot have seen: shape, finite values, causality.
     gen = torch.Generator().manual_seed(spec.probe_seed)
     inputs = torch.randint(0, 256, (spec.batch_size, spec.seq_len), generator=gen, dtype=torch.uint8)
-    timeout = deadline - time.monotonic()
+    timeout = deadline - model.clock.now()
     _send(model, "forward", inputs)
     logits = model.tensor(timeout)
     probes.check_logits(logits, spec.batch_size, spec.seq_len, "inspect")
@@ -138,11 +155,11 @@ def train(
     first_bpb: float | None = None
     loop_started = time.monotonic()
     for step in range(steps):
-        if time.monotonic() >= wall_deadline:
+        if model.clock.now() >= wall_deadline:
             stopped_reason = "wall_clock"
             break
         inputs, targets = _windows(data, order[step * spec.batch_size : (step + 1) * spec.batch_size], spec.seq_len)
-        timeout = wall_deadline + spec.grace_seconds - time.monotonic()
+        timeout = wall_deadline + spec.grace_seconds - model.clock.now()
         _send(model, "forward", inputs)
         logits = model.tensor(timeout)
         probes.check_logits(logits, spec.batch_size, spec.seq_len, f"train step {step}")
@@ -162,13 +179,15 @@ def train(
                 {"step": step, "bits_per_byte": nats / LN2, "floor": spec.first_batch_floor_bpb},
             )
         losses.append(nats)
-    timeout = wall_deadline + spec.grace_seconds - time.monotonic()
+    timeout = wall_deadline + spec.grace_seconds - model.clock.now()
     model.channel.send_json({"op": "state"})  # answered only once the last step is done
-    names = model.message(timeout, "state").get("names")
+    state = model.message(timeout, "state")
+    names = state.get("names")
     loop_seconds = time.monotonic() - loop_started
     if not isinstance(names, list) or len(set(map(str, names))) != len(names):
         raise Rejected("protocol", "the state names are not a list of distinct strings", {})
     tensors = {str(name): model.tensor(timeout) for name in names}
+    measure.check_tied(tensors, measure.tied_groups(state.get("tied", []), set(tensors)))
     try:
         weights = encode_safetensors(tensors)
     except WeightsFormatError as exc:
@@ -212,7 +231,7 @@ def heldout(
     model.channel.send_json({"op": "load_state", "names": list(tensors)})
     for tensor in tensors.values():
         model.channel.send_tensor(tensor)
-    model.message(deadline - time.monotonic(), "loaded")
+    model.message(deadline - model.clock.now(), "loaded")
     data = load_split(data_dir, spec.shards)
     tokens_per_step = spec.batch_size * spec.seq_len
     windows = (data.numel() - 1) // spec.seq_len
@@ -227,7 +246,7 @@ def heldout(
         inputs, targets = _windows(
             data, torch.arange(step * spec.batch_size, (step + 1) * spec.batch_size), spec.seq_len
         )
-        timeout = deadline - time.monotonic()
+        timeout = deadline - model.clock.now()
         _send(model, "eval", inputs)
         logits = model.tensor(timeout)
         probes.check_logits(logits, spec.batch_size, spec.seq_len, f"heldout batch {step}")
