@@ -73,7 +73,6 @@ def test_walls_are_reported_and_paths_beyond_them_are_refused(tmp_path: Path) ->
 @pytest.mark.parametrize(
     "attack",
     [
-        "import socket; socket.socket(socket.AF_UNIX)",
         "import os; os.fork()",
         "import os; os.kill(1, 0)",
         "import os; os.kill(os.getppid(), 19)",
@@ -85,6 +84,18 @@ def test_forbidden_calls_kill_the_process(tmp_path: Path, attack: str) -> None:
     code_rc, out, _ = _jailed(tmp_path, attack + "\nprint('SURVIVED')")
     assert code_rc == -signal.SIGSYS, out
     assert "SURVIVED" not in out
+
+
+def test_sockets_of_every_family_are_refused(tmp_path: Path) -> None:
+    code = (
+        "import socket\n"
+        "for family in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK):\n"
+        "    try: socket.socket(family); print('SOCKET', family)\n"
+        "    except OSError as e: print('refused', e.errno)\n"
+    )
+    code_rc, out, _ = _jailed(tmp_path, code)
+    assert code_rc == 0, out
+    assert out.count("refused 1") == 4 and "SOCKET" not in out
 
 
 def test_threads_and_signals_to_itself_still_work(tmp_path: Path) -> None:

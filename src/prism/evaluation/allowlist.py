@@ -2,12 +2,13 @@
 
 The outer sandbox filter (`prism.sandbox.seccomp`) is a denylist that the recorder also lives
 under. The model's process gets this stricter one, installed by the jail before it executes the
-interpreter: a call from the families that are attacks kills the process with SIGSYS (the recorder reports
-`forbidden_syscall`; a submission cannot catch the refusal and try another spelling), and every
-other call not named here fails with ENOSYS (so libc falls back from clone3 to clone and from
-faccessat2 to faccessat). Never allowed, whatever the arguments: sockets of any family,
-fork/vfork, ptrace, process_vm_*, pidfd_*, kcmp, namespaces, mounts, keyrings, bpf, perf,
-io_uring, userfaultfd. Allowed only with safe arguments (otherwise SIGSYS):
+interpreter. A call from the families that are attacks kills the process with SIGSYS (reported
+as `forbidden_syscall`: a submission cannot catch the refusal and try another spelling): fork,
+vfork, ptrace, process_vm_*, pidfd_*, kcmp, namespaces, mounts, keyrings, bpf, perf, io_uring,
+userfaultfd. Sockets of any family are refused with EPERM (glibc itself probes the nscd socket on
+a user lookup and must be able to fall back). Every other call not named here fails with ENOSYS
+(so libc falls back from clone3 to clone and from faccessat2 to faccessat). Allowed only with
+safe arguments (otherwise SIGSYS):
 
 - `clone` only with CLONE_THREAD and no CLONE_NEW* flag (threads, never a new process);
 - `kill`, `tgkill`, `rt_sigqueueinfo`, `rt_tgsigqueueinfo` only aimed at the process itself, so
@@ -64,14 +65,28 @@ ALLOWED = (
     "rt_sigreturn", "sigaltstack", "rt_sigpending", "rt_sigsuspend", "rt_sigtimedwait", "alarm",
     "setitimer", "getitimer", "getrandom", "prctl", "arch_prctl", "capget", "seccomp",
 )  # fmt: skip
+# Sockets of every family: EPERM, not death, because glibc itself tries one (the nscd socket, on a
+# user lookup such as getpass.getuser()) and falls back when refused. Still no socket at all.
+DENIED_EPERM = (
+    "socket",
+    "socketpair",
+    "connect",
+    "bind",
+    "listen",
+    "accept",
+    "accept4",
+    "sendto",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+)
 # Aimed at a pid: allowed only when that pid is 0 (where it means "myself") or the process's own.
 SELF_ONLY = ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "prlimit64", "sched_setaffinity")
 # Attacks end the process (SIGSYS, which the recorder reports as `forbidden_syscall`): an attempt
 # cannot be caught and retried in another spelling. Everything else unknown gets ENOSYS.
 DENIED_KILL = (
     "fork", "vfork", "tkill", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open",
-    "pidfd_getfd", "pidfd_send_signal", "kcmp", "socket", "socketpair", "connect", "bind", "listen",
-    "accept", "accept4", "sendto", "recvfrom", "sendmsg", "recvmsg", "unshare", "setns", "mount",
+    "pidfd_getfd", "pidfd_send_signal", "kcmp", "unshare", "setns", "mount",
     "umount2", "pivot_root", "io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd",
     "bpf", "perf_event_open", "keyctl", "add_key", "request_key", "open_tree", "move_mount", "fsopen",
     "fsconfig", "fsmount", "fspick", "mount_setattr", "init_module", "finit_module", "kexec_load",
@@ -197,6 +212,8 @@ def build_allowlist(self_pid: int, *, allow_exec: bool, arch: str | None = None)
     exec_action = RET_ALLOW if allow_exec else _errno(errno.EPERM)
     for name in ("execve", "execveat"):
         prog += [_insn(_JEQ_K, 0, 1, table[name]), _insn(_RET_K, 0, 0, exec_action)]
+    for name in DENIED_EPERM:
+        prog += [_insn(_JEQ_K, 0, 1, table[name]), _insn(_RET_K, 0, 0, _errno(errno.EPERM))]
     for name in DENIED_KILL:
         if name in table:
             prog += [_insn(_JEQ_K, 0, 1, table[name]), _insn(_RET_K, 0, 0, RET_KILL_PROCESS)]

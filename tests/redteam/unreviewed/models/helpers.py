@@ -23,12 +23,13 @@ def unguard():
             return True
 
     for obj in gc.get_objects():
-        if getattr(obj, "__qualname__", "") == "install.<locals>.hook" and obj.__closure__:
+        if type(obj).__name__ == "function" and obj.__qualname__ == "install.<locals>.hook" and obj.__closure__:
             for cell in obj.__closure__:
                 if isinstance(cell.cell_contents, frozenset):
                     cell.cell_contents = Everything()
                 elif isinstance(cell.cell_contents, tuple):
-                    cell.cell_contents = ("/",)
+                    cell.cell_contents = ("",)  # every absolute path starts with "" + "/"
     guard = sys.modules["prism.evaluation.guard"]
     guard._DENIED_PREFIXES = ("nothing.",)
+    guard._WRITE_FLAGS = 0
     return sys
