@@ -79,3 +79,15 @@ def test_a_deliberately_slow_model_still_fails_as_its_own_timeout(run_harness: H
     report = run_harness("inspect", project, wall_clock_seconds=2.0, grace_seconds=1.0)
     assert report["status"] == "failed" and report["reason_code"] == "timeout", report
     assert "of its own time" in report["detail"]
+
+
+def test_past_the_outer_wall_bound_with_budget_left_the_host_is_blamed(
+    run_harness: HarnessRunner, tmp_path: Path
+) -> None:
+    from .conftest import EXAMPLE
+
+    # Budget of 60 s of the model's own time, but only 0.5 s of wall clock: the model's start-up
+    # alone takes longer, with budget left, which is the host's fault, reported authenticated.
+    report = run_harness("inspect", EXAMPLE, wall_clock_seconds=60.0, outer_wall_seconds=0.5)
+    assert report["status"] == "failed" and report["reason_code"] == "infrastructure", report
+    assert report["detail"].startswith("host_starved")
