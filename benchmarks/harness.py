@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from prism.evaluation.data import ensure_fixture_dataset  # noqa: E402
-from prism.evaluation.phase import RESULT_PREFIX, PhaseSpec, ShardRef  # noqa: E402
+from prism.evaluation.phase import RESULT_PREFIX, PhaseSpec, ShardRef, verify_report_line  # noqa: E402
+
+KEY = bytes(range(32))  # the benchmark plays the host: it writes the key and checks the MAC
 
 EXAMPLE = ROOT / "examples" / "tiny_transformer"
 CPU: list[tuple[float, float, float]] = []  # (replay fraction, model CPU s, replica CPU s) per run
@@ -87,9 +89,13 @@ def harness_rate(
     out = subprocess.run(
         [sys.executable, "-m", "prism.evaluation.harness", "--job", str(job / "job.json"), "--data", str(data),
          "--submission", str(EXAMPLE), "--artifacts", str(artifacts)],
-        capture_output=True, text=True, env=_env(threads), check=True,
+        input=KEY.hex() + "\n", capture_output=True, text=True, env=_env(threads), check=True,
     ).stdout  # fmt: skip
-    report = json.loads(next(line for line in out.splitlines() if line.startswith(RESULT_PREFIX))[len(RESULT_PREFIX) :])
+    line = next(line for line in out.splitlines() if line.startswith(RESULT_PREFIX))
+    body = verify_report_line(KEY, "train", line)
+    if body is None:
+        raise SystemExit("the harness report's MAC does not verify")
+    report = json.loads(body)
     if report["status"] != "ok":
         raise SystemExit(f"harness run failed: {report}")
     figures = report["figures"]

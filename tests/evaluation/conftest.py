@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from prism.evaluation.data import LockedDataset, ensure_fixture_dataset
-from prism.evaluation.phase import RESULT_PREFIX, PhaseSpec, ShardRef
+from prism.evaluation.phase import RESULT_PREFIX, PhaseSpec, ShardRef, verify_report_line
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "tiny_transformer"
@@ -76,6 +77,7 @@ def run_harness(tmp_path: Path, fixture_dataset: LockedDataset) -> HarnessRunner
         spec = replace(SMALL_SPEC, **{"phase": phase, "shards": shards, **extra, **overrides})
         (job / "job.json").write_text(json.dumps(spec.to_json()))
         env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT / "src")}
+        key = secrets.token_bytes(32)
         proc = subprocess.run(
             [
                 sys.executable,
@@ -90,14 +92,17 @@ def run_harness(tmp_path: Path, fixture_dataset: LockedDataset) -> HarnessRunner
                 "--artifacts",
                 str(artifacts),
             ],
+            input=key.hex() + "\n",
             capture_output=True,
             text=True,
             timeout=300,
             env=env,
         )
         lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-        assert lines, f"no report (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
-        report: dict[str, Any] = json.loads(lines[-1][len(RESULT_PREFIX) :])
+        assert len(lines) == 1 and proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stderr[-3000:]}"
+        body = verify_report_line(key, phase, lines[0])
+        assert body is not None, "the report's MAC does not verify"
+        report: dict[str, Any] = json.loads(body)
         report["artifacts_dir"] = str(artifacts)
         return report
 

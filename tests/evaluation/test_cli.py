@@ -24,3 +24,10 @@ def test_data_build_locks_a_folder(tmp_path: Path) -> None:
 def test_evaluate_refuses_an_unknown_mode(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path), "--mode", "turbo"])
     assert result.exit_code != 0
+
+
+def test_unreviewed_runs_are_never_official(tmp_path: Path) -> None:
+    (tmp_path / "model.py").write_text("def build_model(ctx):\n    return None\n")
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path), "--unreviewed", "--mode", "official"])
+    assert result.exit_code == 2
+    assert "never official" in result.output

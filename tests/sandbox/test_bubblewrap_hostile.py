@@ -14,6 +14,7 @@ from tests.sandbox.helpers import RunPy, needs_bwrap
 
 from prism.config import Settings
 from prism.sandbox.bubblewrap import BubblewrapSandbox
+from prism.sandbox.spec import SUBMISSION_MOUNT, Limits, Mount, RunSpec
 
 pytestmark = [pytest.mark.sandbox, needs_bwrap]
 
@@ -264,3 +265,17 @@ def test_infrastructure_refusals(settings: Settings) -> None:
     missing = BubblewrapSandbox(settings.model_copy(update={"sandbox_bwrap_binary": "/nonexistent/bwrap"}))
     with pytest.raises(SandboxUnavailable, match="bubblewrap"):
         missing.preflight()
+
+
+def test_stdin_reaches_the_job_once_and_then_ends(sandbox: BubblewrapSandbox, job_dir: Path) -> None:
+    # The evaluation's report key travels this way: stdin, never argv, env or a file.
+    spec = RunSpec(
+        command=("python3", "-c", "import sys; print(repr(sys.stdin.read()))"),
+        mounts=(Mount(job_dir / "project", SUBMISSION_MOUNT),),
+        artifacts_dir=job_dir / "artifacts",
+        limits=Limits(timeout_seconds=30.0, memory_bytes=512 << 20, memory_swap_bytes=512 << 20),
+        stdin=b"k3y-for-this-run\n",
+    )
+    result = sandbox.run(spec)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == repr("k3y-for-this-run\n")

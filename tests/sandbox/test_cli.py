@@ -44,4 +44,11 @@ def test_check_passes_on_this_host(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PRISM_DATA_DIR", str(tmp_path / "data"))
     result = CliRunner().invoke(app, ["sandbox", "check"])
     assert result.exit_code == 0, result.output
-    assert result.output.count("PASS") == 7 and "FAIL" not in result.output
+    assert result.output.count("PASS") == 11 and "FAIL" not in result.output
+    for wall in (
+        "model jail: Landlock",
+        "model jail: seccomp allowlist",
+        "pid 1 and recorder unreachable",
+        "report MAC",
+    ):
+        assert f"PASS  {wall}" in result.output

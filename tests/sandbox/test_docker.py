@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,12 @@ def test_daemon_failure_is_an_infra_error_and_oom_is_reported(tmp_path: Path) ->
     script, _ = _fake_docker(tmp_path, run="exit 137")
     (tmp_path / "artifacts").rmdir()
     assert DockerSandbox(Settings(docker_binary=str(script))).run(_spec(tmp_path)).oom_killed
+
+
+def test_stdin_only_when_the_job_has_some(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    argv = build_docker_argv(spec, binary="docker", image="img", job_id="j", uid=1000, gid=1000)
+    assert "--interactive" not in argv
+    keyed = replace(spec, stdin=b"00ff\n")
+    argv = build_docker_argv(keyed, binary="docker", image="img", job_id="j", uid=1000, gid=1000)
+    assert "--interactive" in argv and not any("00ff" in a for a in argv)  # the key never in argv

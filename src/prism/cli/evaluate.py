@@ -60,10 +60,19 @@ def evaluate(
     as_json: Annotated[
         bool, typer.Option("--json", help="print the decision, manifest and validation as JSON")
     ] = False,
+    unreviewed: Annotated[
+        bool,
+        typer.Option(
+            "--unreviewed",
+            help="skip static and LLM review to show the walls hold on their own (never official, never scored)",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate a project end to end; exit 0 only when the run is accepted."""
     if mode not in MODES:
         raise typer.BadParameter(f"mode must be one of {', '.join(MODES)}")
+    if unreviewed and mode == "official":
+        raise typer.BadParameter("--unreviewed runs are never official: they exist to test the walls")
     settings = get_settings()
     try:
         project = _read(path)
@@ -74,6 +83,7 @@ def evaluate(
             mode=_mode(mode),
             sandbox=get_sandbox(settings),
             submission_id=f"local-{project.code_hash[:12]}",
+            unreviewed=unreviewed,
         )
     except PrismError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -82,6 +92,8 @@ def evaluate(
         typer.echo(json.dumps(outcome.to_json(), indent=2, sort_keys=True))
     else:
         typer.echo(f"decision: {outcome.decision} {outcome.reason_code}".rstrip())
+        if unreviewed:
+            typer.echo("unreviewed: review skipped; this run is non-scoring")
         metrics = outcome.manifest.get("metrics", {})
         for key in ("bits_per_byte", "heldout_bits_per_byte"):
             if key in metrics:

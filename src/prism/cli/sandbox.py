@@ -17,6 +17,7 @@ from prism.sandbox.archives import write_files
 from prism.sandbox.errors import SandboxError
 from prism.sandbox.launcher import iter_regular_files
 from prism.sandbox.selftest import run_checks
+from prism.sandbox.selftest_walls import run_wall_checks
 from prism.sandbox.sizes import parse_size
 from prism.sandbox.spec import SUBMISSION_MOUNT, Limits, Mount, RunSpec
 
@@ -28,11 +29,14 @@ _MAX_PROJECT_BYTES = 256 * 1024**2
 
 @sandbox_app.command("check")
 def check() -> None:
-    """Run hostile payloads through the configured backend; non-zero exit if any is not contained."""
+    """Run hostile payloads through the configured backend; non-zero exit if any is not contained.
+
+    The last four rows are the walls inside the sandbox: the model's Landlock domain and seccomp
+    allowlist, pid 1 and the recorder out of its reach, and the MAC'd report."""
     settings = get_settings()
     try:
         sandbox = get_sandbox(settings)
-        results = run_checks(sandbox, settings)
+        results = run_checks(sandbox, settings) + run_wall_checks(sandbox)
     except SandboxError as exc:
         typer.echo(f"FAIL  sandbox unavailable: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import importlib
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from prism.config import Settings
+from prism.errors import PrismError
 from prism.evaluation.data import LockedDataset, ensure_fixture_dataset, load_locked_dataset
 from prism.evaluation.errors import EvaluationRejected, MinerCodeFailed
 from prism.evaluation.jobs import Mode, make_job
@@ -31,6 +32,10 @@ from prism.sandbox.spec import Sandbox
 Decision = Literal["accepted", "rejected", "quarantined", "failed"]
 
 
+class UnreviewedOfficialRun(PrismError):
+    """`official` mode was asked of a run that skipped review."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EvaluationOutcome:
     decision: Decision
@@ -39,10 +44,14 @@ class EvaluationOutcome:
     manifest: dict[str, Any] = field(default_factory=dict)
     validation: ValidationReport | None = None
     detail: str = ""
+    # Run with static and LLM review skipped, to show the walls hold on their own: never scored.
+    unreviewed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "decision": self.decision,
+            "unreviewed": self.unreviewed,
+            "scoring": not self.unreviewed and bool(self.manifest.get("validation", {}).get("score_eligible")),
             "reason_code": self.reason_code,
             "detail": self.detail,
             "evidence": evidence_to_json(self.evidence),
@@ -60,6 +69,7 @@ class EvaluationOutcome:
             evidence=tuple(Evidence.from_json(e) for e in data.get("evidence", ())),
             manifest=dict(data.get("manifest") or {}),
             validation=ValidationReport.from_json(validation) if validation else None,
+            unreviewed=bool(data.get("unreviewed", False)),
         )
 
 
@@ -93,8 +103,39 @@ def evaluate_project(
     submission_id: str = "local",
     dataset: LockedDataset | None = None,
     work_dir: Path | None = None,
+    unreviewed: bool = False,
 ) -> EvaluationOutcome:
-    findings = _static_review(project)
+    """Review, then the three phases and validation. `unreviewed` skips review to test the walls:
+    it refuses `official` mode and its outcome is never scoring."""
+    if unreviewed and mode == "official":
+        raise UnreviewedOfficialRun("an unreviewed run cannot be official: it exists to test the walls")
+    outcome = _evaluate(
+        project,
+        settings=settings,
+        runtime_config=runtime_config,
+        mode=mode,
+        sandbox=sandbox,
+        submission_id=submission_id,
+        dataset=dataset,
+        work_dir=work_dir,
+        reviewed=not unreviewed,
+    )
+    return replace(outcome, unreviewed=unreviewed)
+
+
+def _evaluate(
+    project: Project,
+    *,
+    settings: Settings,
+    runtime_config: RuntimeConfig,
+    mode: Mode,
+    sandbox: Sandbox,
+    submission_id: str,
+    dataset: LockedDataset | None,
+    work_dir: Path | None,
+    reviewed: bool,
+) -> EvaluationOutcome:
+    findings = _static_review(project) if reviewed else None
     if findings:
         return EvaluationOutcome(decision="rejected", reason_code="static_review", evidence=findings)
     dataset = dataset or locked_dataset(settings)

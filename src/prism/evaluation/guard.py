@@ -4,9 +4,12 @@ Installed with `sys.addaudithook` after torch and the harness's own modules are 
 only new imports it sees are the submission's and torch's lazy ones. From then on the process
 may read files only under the Python runtime's and the submission's directories, may write none,
 may not open sockets, start or signal processes, load native code through ctypes, unpickle, or
-import modules outside the allowlist. An audit hook cannot be removed once added; it is still
-Python-level (native code could get past it), which is why static review forbids native code and
-the sandbox is the outer wall.
+import modules outside the allowlist. An audit hook cannot be removed once added, but its state
+lives in this interpreter with the submission, and ordinary Python (`gc`, closure cells, module
+globals) can switch it off; native paths (`torch.from_file`, TorchScript) never raise an audit
+event. It is a filter that gives early, readable errors, not a wall: the walls are the jail's
+Landlock domain and seccomp allowlist (`jail.py`), which the kernel enforces whatever this hook
+says (tests/redteam/test_unreviewed_walls.py switches it off and the walls still hold).
 """
 
 from __future__ import annotations

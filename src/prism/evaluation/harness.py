@@ -7,17 +7,23 @@ its environment or descriptors, or ptrace it. It never imports the submission. T
 process gets inputs and returns logits over pipes as raw tensor frames (`wire`), and only after
 the loss of a batch is fixed by logits already received does it get that batch's targets.
 
-The phase result is one line on this process's stdout (`phase.RESULT_PREFIX`); the model's
-process writes to our stderr, never to our stdout. Artifacts go to /artifacts with their sha256
-in that line, so the host can tell ours from anything else found there.
+The phase result is one line on this process's stdout (`phase.RESULT_PREFIX`), signed with the
+per-phase key the host wrote to our stdin (read and closed before the model's process exists).
+The model's process runs inside its jail (`walls.py`, `jail.py`) and writes to our stderr, never
+to our stdout. Artifacts go to /artifacts with their sha256 in that line, so the host can tell
+ours from anything else found there.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import os
+import select
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prism.evaluation import probes, replay
-from prism.evaluation.phase import RESULT_PREFIX, PhaseReport, PhaseSpec
+from prism.evaluation import probes, replay, walls
+from prism.evaluation.fairtime import FairClock
+from prism.evaluation.phase import KEY_BYTES, REPORT_KEY_FILE, PhaseReport, PhaseSpec, report_line
 from prism.evaluation.probes import InfraFailure, MinerFailure, Rejected
 from prism.evaluation.wire import Channel, Frame, WireError, WireTimeout
 
@@ -46,29 +53,46 @@ class ModelProcess:
 
     proc: subprocess.Popen[bytes]
     channel: Channel
+    scratch: Path
+    walls: dict[str, Any]
+    clock: FairClock
+    outer_wall_seconds: float
 
     @classmethod
-    def start(cls, spec: PhaseSpec, submission: Path) -> ModelProcess:
+    def start(cls, spec: PhaseSpec, submission: Path, *, forbidden: tuple[Path, ...] = ()) -> ModelProcess:
+        """Start a model's process inside its jail (`walls.spawn_jailed`): the one spawn path.
+
+        Every model process of a phase, the main one and any replica, is started here, so each
+        gets every wall. `forbidden` names paths (data, job, artifacts) that no read root of the
+        jail may contain; a layout that would expose one fails closed as our fault.
+        """
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         env = {key: os.environ[key] for key in _CHILD_ENV_KEYS if key in os.environ}
+        src = str(Path(__file__).resolve().parents[2])
         env.update(
+            PYTHONPATH=":".join(p for p in (src, env.get("PYTHONPATH", "")) if p),
             PYTHONDONTWRITEBYTECODE="1",
             PYTHONHASHSEED="0",
             OMP_NUM_THREADS=str(spec.threads),
             MKL_NUM_THREADS=str(spec.threads),
             CUBLAS_WORKSPACE_CONFIG=":4096:8",
-            HOME="/tmp",  # noqa: S108 - the sandbox's private tmpfs
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-B", "-m", "prism.evaluation.model_proc", str(to_child_r), str(from_child_w)],
-            pass_fds=(to_child_r, from_child_w),
-            stdin=subprocess.DEVNULL,
-            stdout=sys.stderr.fileno(),  # the model's prints never reach the report stream
-            stderr=sys.stderr.fileno(),
-            env=env,
-            cwd="/",
-        )
+        try:
+            jailed = walls.spawn_jailed(
+                [sys.executable, "-B", "-m", "prism.evaluation.model_proc", str(to_child_r), str(from_child_w)],
+                submission=submission.resolve(),
+                env=env,
+                pass_fds=(to_child_r, from_child_w),
+                require=spec.require_walls,
+                device=spec.device,
+                forbidden=forbidden,
+            )
+        except BaseException:
+            for fd in (to_child_r, to_child_w, from_child_r, from_child_w):
+                os.close(fd)
+            raise
+        proc = jailed.proc
         os.close(to_child_r)
         os.close(from_child_w)
         channel = Channel(from_child_r, to_child_w)
@@ -93,15 +117,45 @@ class ModelProcess:
             "memory_limit_bytes": replay.memory_limit_bytes(spec),
         }
         channel.send_json(init)
-        return cls(proc, channel)
+        clock = FairClock(model_pid=proc.pid, cores=max(spec.threads, 1))
+        return cls(proc, channel, jailed.scratch, dict(jailed.walls), clock, spec.outer_wall_seconds)
 
     def reply(self, timeout: float) -> Frame:
-        """The next frame; an error report, a hang or a crash of the model's process is its failure."""
+        """The next frame within `timeout` seconds of the model's own (fair) time.
+
+        An error report, a hang or a crash of the model's process is its failure. Time it spent
+        waiting for a CPU is not charged (`fairtime`); past the outer wall-clock bound with budget
+        left, the host was too slow to judge the model, which is our failure (`host_starved`).
+        """
+        begin = self.clock.sample()
+        while True:
+            now = self.clock.sample()
+            charged = self.clock.charged_between(begin, now)
+            outer_left = self.clock.origin + self.outer_wall_seconds - now.wall
+            if charged >= timeout:
+                self.kill()
+                waited = now.waited - begin.waited
+                raise MinerFailure(
+                    "timeout",
+                    f"the model did not answer within {timeout:.1f}s of its own time "
+                    f"({now.wall - begin.wall:.1f}s wall, {waited:.1f}s of it waiting for a CPU)",
+                )
+            if outer_left <= 0:
+                self.kill()
+                raise InfraFailure(
+                    f"host_starved: {now.wall - self.clock.origin:.0f}s wall clock passed with only "
+                    f"{self.clock.charged_between(self.clock.start or begin, now):.0f}s charged to the model; "
+                    "the host was too busy to judge it"
+                )
+            ready, _, _ = select.select([self.channel.read_fd], [], [], max(min(timeout - charged, outer_left), 0.001))
+            if ready:
+                break
         try:
-            frame = self.channel.recv(timeout=max(timeout, 0.001))
+            # The frame has begun: the rest follows, however slow the host (bounded by the outer wall).
+            frame = self.channel.recv(timeout=max(outer_left, 1.0))
         except WireTimeout as exc:
             self.kill()
-            raise MinerFailure("timeout", f"the model did not answer within {timeout:.1f}s") from exc
+            raise MinerFailure("timeout", "the model's process stopped in the middle of a frame") from exc
         except WireError as exc:
             try:
                 code = self.proc.wait(timeout=10)
@@ -109,6 +163,12 @@ class ModelProcess:
                 # Alive but unreadable (e.g. a frame over the wire's limits): the model's fault.
                 self.kill()
                 raise MinerFailure("protocol", f"the model's process broke the wire protocol: {exc}") from exc
+            if code == -signal.SIGSYS:
+                raise MinerFailure(
+                    "forbidden_syscall",
+                    "the jail's seccomp filter killed the model's process (SIGSYS) for a forbidden system call: "
+                    "a new process, a signal to another process, a socket, ptrace, pidfd, namespaces or the like",
+                ) from exc
             raise MinerFailure("crashed", f"the model's process exited with code {code}") from exc
         if frame.kind == 1:
             message = frame.json()
@@ -150,6 +210,7 @@ class ModelProcess:
             pass
         self.kill()
         self.channel.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def _ready(model: ModelProcess, timeout: float) -> dict[str, Any]:
@@ -166,12 +227,13 @@ def run_phase(spec: PhaseSpec, *, data: Path, submission: Path, artifacts: Path,
 
     started = time.monotonic()
     deadline = started + spec.wall_clock_seconds + spec.grace_seconds
-    model = ModelProcess.start(spec, submission)
-    # The replica (replay) starts alongside, through the same spawn path, so both build at once.
-    replica = ModelProcess.start(spec, submission) if spec.phase != "inspect" else None
+    forbidden = (data, artifacts, job_dir)
+    model = ModelProcess.start(spec, submission, forbidden=forbidden)
+    # The replica (replay) starts alongside, through the same jailed spawn path, so both build at once.
+    replica = ModelProcess.start(spec, submission, forbidden=forbidden) if spec.phase != "inspect" else None
     try:
         try:
-            identity = _ready(model, deadline - time.monotonic())
+            identity = _ready(model, deadline - model.clock.now())
             if spec.phase == "inspect":
                 figures = phases.inspect(spec, model, identity, artifacts, deadline)
             elif spec.phase == "train" and replica is not None:
@@ -198,16 +260,46 @@ def run_phase(spec: PhaseSpec, *, data: Path, submission: Path, artifacts: Path,
         if replica is not None:
             replica.close()
     figures["duration_seconds"] = round(time.monotonic() - started, 3)
+    figures["walls"] = model.walls
     return PhaseReport(phase=spec.phase, status="ok", figures=figures)
 
 
+def read_key(fd: int = 0) -> bytes:
+    """The per-phase report key from the host (hex, one line on stdin); stdin is then /dev/null.
+
+    Read before anything else runs, so by the time a model's process exists the key lives only
+    in this non-dumpable process's memory. No key (a run not started by the host) leaves the key
+    empty: every report is then unverifiable, which the host treats as a forgery.
+    """
+    data = b""
+    with contextlib.suppress(OSError):
+        while len(data) < 4 * KEY_BYTES:
+            chunk = os.read(fd, 4 * KEY_BYTES - len(data))
+            if not chunk or b"\n" in chunk:
+                data += chunk
+                break
+            data += chunk
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, fd)
+    os.close(null)
+    try:
+        return bytes.fromhex(data.decode("ascii", errors="replace").strip())
+    except ValueError:
+        return b""
+
+
 def main(argv: list[str] | None = None) -> int:
+    key = read_key()
     parser = argparse.ArgumentParser(prog="prism.evaluation.harness")
     parser.add_argument("--job", type=Path, default=Path("/job/job.json"))
     parser.add_argument("--data", type=Path, default=Path("/data"))
     parser.add_argument("--submission", type=Path, default=Path("/submission"))
     parser.add_argument("--artifacts", type=Path, default=Path("/artifacts"))
     args = parser.parse_args(argv)
+    key_file = args.job.parent / REPORT_KEY_FILE
+    if not key and key_file.is_file():  # the broker's way: no stdin, /job is beyond the model's walls
+        with contextlib.suppress(ValueError, OSError):
+            key = bytes.fromhex(key_file.read_text(encoding="ascii").strip())
     make_undumpable()
     import torch
 
@@ -219,11 +311,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     except InfraFailure as exc:
         report = PhaseReport(phase=spec.phase, status="failed", reason_code="infrastructure", detail=str(exc))
-    except Exception as exc:
-        # Not the miner's doing (those are Rejected/MinerFailure above): ours, so the host retries.
+    except Exception as exc:  # a bug of ours, told to the host as ours (authenticated), so it is retried
         detail = f"recorder error: {type(exc).__name__}: {exc}"[:2000]
         report = PhaseReport(phase=spec.phase, status="failed", reason_code="infrastructure", detail=detail)
-    sys.stdout.write(RESULT_PREFIX + json.dumps(report.to_json(), sort_keys=True, allow_nan=False) + "\n")
+    body = json.dumps(report.to_json(), sort_keys=True, allow_nan=False)
+    sys.stdout.write(report_line(key, spec.phase, body) + "\n")
     sys.stdout.flush()
     return 0
 

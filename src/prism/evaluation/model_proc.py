@@ -1,7 +1,8 @@
 """The model's process: the only place the submitted code runs.
 
-Started by the harness (the recorder) with two pipe descriptors and nothing else: no data mount
-is read from here, no report is written from here. Order matters: seed, thread count and
+Started by the harness (the recorder) through the jail (`jail.py`: Landlock, a seccomp allowlist,
+no_new_privs) with two pipe descriptors and nothing else: the data, the job spec and the report
+stream are out of its reach, whatever the submitted code does. Order matters: seed, thread count and
 deterministic settings first; then torch's lazy imports are warmed and the runtime guard is
 installed; only then is the submission imported and `build_model(ctx)` called under the forced
 seed. After that the process answers the recorder's requests (see `serve`), speaking only `wire`
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 
 from prism.contract import VOCAB_SIZE, Batch, ModelContext
 from prism.evaluation import graph as graph_mod
-from prism.evaluation import guard, replica
+from prism.evaluation import guard, jail, replica
 from prism.evaluation.replica import reseed
 from prism.evaluation.wire import Channel, WireError
 
@@ -236,6 +237,26 @@ def build(init: dict[str, Any]) -> ModelHost:
     return ModelHost(model, optimizer, ctx, step if callable(step) else None, device)
 
 
+def send_state(channel: Channel, model: torch.nn.Module) -> None:
+    """Every state tensor, as raw bytes, and which names share storage (tied weights).
+
+    `nn.Module.state_dict` is called unbound, and tensor subclasses' `__torch_function__` is off
+    while the bytes are taken, so an override on the model or a lying subclass does not choose
+    what is sent. (A submission that patches this process can still send anything: the recorder
+    counts what it receives and checks it against the graph and, after training, the held-out run.)
+    """
+    with torch._C.DisableTorchFunctionSubclass():
+        state = torch.nn.Module.state_dict(model)
+        by_storage: dict[tuple[int, int, tuple[int, ...], str], list[str]] = {}
+        for name, value in state.items():
+            key = (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape), str(value.dtype))
+            by_storage.setdefault(key, []).append(name)
+        tied = [names for names in by_storage.values() if len(names) > 1]
+        channel.send_json({"op": "state", "names": list(state), "tied": tied})
+        for value in state.values():
+            channel.send_tensor(torch.Tensor.detach(value).as_subclass(torch.Tensor))
+
+
 def serve(channel: Channel, host: ModelHost) -> None:
     while True:
         message = channel.recv_json()
@@ -251,10 +272,7 @@ def serve(channel: Channel, host: ModelHost) -> None:
         elif op == "inspect":
             channel.send_json({"op": "inspect", **host.inspect()})
         elif op == "state":
-            state = host.model.state_dict()
-            channel.send_json({"op": "state", "names": list(state)})
-            for value in state.values():
-                channel.send_tensor(value.detach())
+            send_state(channel, host.model)
         elif op == "load_state":
             names = [str(n) for n in message.get("names", [])]
             tensors = {name: channel.recv_tensor() for name in names}
@@ -285,6 +303,16 @@ def _caused_by_guard(exc: BaseException | None) -> bool:
     return False
 
 
+def _caused_by_wall(exc: BaseException | None) -> bool:
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, PermissionError) or "Permission denied" in str(exc) or "errno 13" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
 def _report_error(channel: Channel, kind: str, exc: BaseException) -> None:
     tail = "".join(traceback.format_exception(exc))[-4000:]
     # The recorder may already be gone (a closed pipe); there is no one else to tell.
@@ -299,6 +327,8 @@ def main(argv: list[str]) -> int:
     sys.dont_write_bytecode = True
     _warm_lazy_imports()
     limit_memory(init.get("memory_limit_bytes"), str(init["device"]))
+    # The jail's second stage: from here on this process cannot execute anything else.
+    jail.seal()
     root = str(init.get("submission_root", SUBMISSION_ROOT))
     # The entrypoint's folder is on sys.path too (`_load_entrypoint`): its modules are the project's.
     entry_folder = os.path.join(root, str(init.get("entrypoint", "")).rpartition("/")[0])
@@ -318,6 +348,8 @@ def main(argv: list[str]) -> int:
         serve(channel, host)
     except Exception as exc:  # the miner's code failed; report it as such, never as our own fault
         kind = "guard_violation" if _caused_by_guard(exc) else "contract" if isinstance(exc, ContractError) else ""
+        if not kind and _caused_by_wall(exc):
+            kind = "jail_denied"  # Landlock refused a path, or the sealed filter refused execve
         _report_error(channel, kind or "miner_exception", exc)
         return 1
     return 0

@@ -1,13 +1,17 @@
 """What the host tells the harness for one phase, and what the harness tells the host back.
 
-`PhaseSpec` is written by the host to `/job/job.json` (read-only inside the sandbox). The harness
-reports on its own stdout, one line prefixed with `RESULT_PREFIX`; the model's process never holds
-that stream (its stdout and stderr go to the harness's stderr), so it cannot forge the report.
-Kept free of pydantic and torch: the harness imports it inside the sandbox.
+`PhaseSpec` is written by the host to `/job/job.json` (read-only inside the sandbox, and out of the
+model's reach behind its jail). The harness reports on its own stdout, one line prefixed with
+`RESULT_PREFIX` and ending in an HMAC-SHA256 under a per-phase key that only the host and the
+recorder know: the host writes it to the sandbox's stdin, the recorder reads it and closes that
+stream before the model's process exists. A line without a valid MAC is a forgery, whoever wrote
+it. Kept free of pydantic and torch: the harness imports it inside the sandbox.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -21,6 +25,32 @@ WEIGHTS_FILE = "weights.safetensors"
 GRAPH_FILE = "architecture_graph.json"
 LOSS_CURVE_FILE = "loss_curve.json"
 HELDOUT_CURVE_FILE = "heldout_curve.json"
+KEY_BYTES = 32
+REPORT_KEY_FILE = "report.key"  # only where the backend has no stdin (the Platform broker)
+_MAC_CONTEXT = b"prism.phase-report.v1\n"
+
+
+def report_mac(key: bytes, phase: str, body: str) -> str:
+    """HMAC-SHA256 over the phase and the exact JSON text of the report."""
+    return hmac.new(key, _MAC_CONTEXT + phase.encode() + b"\n" + body.encode(), hashlib.sha256).hexdigest()
+
+
+def report_line(key: bytes, phase: str, body: str) -> str:
+    return f"{RESULT_PREFIX}{body} {report_mac(key, phase, body)}"
+
+
+def split_report_line(line: str) -> tuple[str, str]:
+    """(JSON body, MAC hex) of one result line; the MAC is the last space-separated word."""
+    body, _, mac = line[len(RESULT_PREFIX) :].rstrip("\r\n").rpartition(" ")
+    return body, mac
+
+
+def verify_report_line(key: bytes, phase: str, line: str) -> str | None:
+    """The JSON body if the line's MAC is valid under `key` for `phase`, else None."""
+    body, mac = split_report_line(line)
+    if not body or not hmac.compare_digest(report_mac(key, phase, body), mac):
+        return None
+    return body
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +91,11 @@ class PhaseSpec:
     # Each step (after step 0, always replayed) is replayed with this probability.
     replay_fraction: float = 0.1
     grace_seconds: float = 30.0
+    # The outer bound in wall-clock seconds: past it with budget left, the host was too busy to
+    # judge the model (`host_starved`, our failure). The sandbox's own timeout lies beyond it.
+    outer_wall_seconds: float = 3600.0
+    # Official runs: a wall the kernel cannot build fails the run as our infrastructure's fault.
+    require_walls: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

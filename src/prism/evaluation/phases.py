@@ -4,6 +4,9 @@
 random bytes (shape, finiteness, causality) and the parameter cap. `train`: one pass over the
 train split in the order the recorder draws, loss recorded before each update, causality probed
 at secret steps. `heldout`: the trained weights loaded, bits per byte on the validation split.
+
+Deadlines are on the model's fair clock (`model.clock.now()`, see `fairtime.py`): time the host
+took away from the model's process is not charged to its budget.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from prism.evaluation import probes, replay
+from prism.evaluation import measure, probes, replay
 from prism.evaluation.graph import canonical_json
 from prism.evaluation.metrics import LossCurve
 from prism.evaluation.phase import GRAPH_FILE, HELDOUT_CURVE_FILE, LOSS_CURVE_FILE, WEIGHTS_FILE, PhaseSpec, ShardRef
@@ -64,11 +67,24 @@ def _send(model: ModelProcess, op: str, tensor: torch.Tensor, **extra: Any) -> N
     model.channel.send_tensor(tensor)
 
 
+def _received_state(
+    model: ModelProcess, graph: dict[str, Any], deadline: float
+) -> tuple[measure.StateFigures, dict[str, torch.Tensor]]:
+    """The model's state as raw tensors, and the recorder's own figures of it."""
+    model.channel.send_json({"op": "state"})
+    message = model.message(deadline - model.clock.now(), "state")
+    names = message.get("names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise Rejected("protocol", "the state names are not a list of distinct strings", {})
+    tensors = {name: model.tensor(deadline - model.clock.now()) for name in names}
+    return measure.measure_state(graph, tensors, message.get("tied", [])), tensors
+
+
 def inspect(
     spec: PhaseSpec, model: ModelProcess, identity: dict[str, Any], artifacts: Path, deadline: float
 ) -> dict[str, Any]:
     model.channel.send_json({"op": "inspect"})
-    report = model.message(deadline - time.monotonic(), "inspect")
+    report = model.message(deadline - model.clock.now(), "inspect")
     graph = report.get("graph")
     if not isinstance(graph, dict):
         raise Rejected("protocol", "the inspect report holds no graph", {})
@@ -78,17 +94,22 @@ def inspect(
     if graph_hash != identity["graph_hash"] or parameter_count != identity["parameter_count"]:
         raise Rejected("unstable_model", "the model's graph or parameter count changed between two looks", {})
     flops_per_token = probes.as_float(report.get("flops_per_token"), "flops_per_token")
+    # The count behind the cap is the recorder's own, from raw tensors; the model's claim must agree.
+    measured, state = _received_state(model, graph, deadline)
+    measure.check_claim(parameter_count, measured.parameter_count, "parameters")
+    measure.check_claim(identity["buffer_count"], measured.buffer_count, "buffer values")
     if parameter_count > spec.parameter_cap:
         raise Rejected(
             "parameter_cap",
             f"the model has {parameter_count:,} parameters after a first forward; the cap is {spec.parameter_cap:,}",
             {"parameter_count": parameter_count, "parameter_cap": spec.parameter_cap},
         )
-    replay.check_state_cap(replay.read_state(model, deadline - time.monotonic()), spec.parameter_cap, "inspect")
+    # Every value it keeps, wherever it keeps it (buffers, packed dtypes), under the same cap.
+    replay.check_state_cap(state, spec.parameter_cap, "inspect")
     # Behaviour on bytes the model cannot have seen: shape, finite values, causality.
     gen = torch.Generator().manual_seed(spec.probe_seed)
     inputs = torch.randint(0, 256, (spec.batch_size, spec.seq_len), generator=gen, dtype=torch.uint8)
-    timeout = deadline - time.monotonic()
+    timeout = deadline - model.clock.now()
     seed = probes.call_seed(spec.probe_seed, "inspect", 0)
     _send(model, "forward", inputs, seed=seed)
     logits = model.tensor(timeout)
@@ -139,24 +160,24 @@ def train(
     losses: list[float] = []
     model_seconds = 0.0
     loop_started = time.monotonic()
-    state = replay.read_state(model, hard_deadline - time.monotonic())
+    state = replay.read_state(model, hard_deadline - model.clock.now())
     replay.check_state_cap(state, spec.parameter_cap, "before training")
     for step in range(steps):
-        if time.monotonic() >= wall_deadline:
+        if model.clock.now() >= wall_deadline:
             stopped_reason = "wall_clock"
             break
         starts = order[step * spec.batch_size : (step + 1) * spec.batch_size]
         inputs, targets = _windows(data, starts, spec.seq_len)
-        timeout = hard_deadline - time.monotonic()
+        timeout = hard_deadline - model.clock.now()
         seed = probes.call_seed(spec.probe_seed, "train", step)
-        call_started = time.monotonic()
+        call_started = model.clock.now()
         _send(model, "forward", inputs, seed=seed)
         logits = model.tensor(timeout)
         probes.check_logits(logits, spec.batch_size, spec.seq_len, f"train step {step}")
         # The loss is fixed by the logits already received; only now may the model see the targets.
         _send(model, "step", targets)
         # State after every step, replayed or not: asking says nothing about which step is replayed.
-        after = replay.read_state(model, hard_deadline - time.monotonic())
+        after = replay.read_state(model, hard_deadline - model.clock.now())
         model_seconds += time.monotonic() - call_started
         losses.append(probes.loss_nats(logits, targets))
         if step in chosen:
@@ -236,7 +257,7 @@ def heldout(
     model.channel.send_json({"op": "load_state", "names": list(tensors)})
     for tensor in tensors.values():
         model.channel.send_tensor(tensor)
-    model.message(deadline - time.monotonic(), "loaded")
+    model.message(deadline - model.clock.now(), "loaded")
     data = load_split(data_dir, spec.shards)
     tokens_per_step = spec.batch_size * spec.seq_len
     windows = (data.numel() - 1) // spec.seq_len
@@ -251,7 +272,7 @@ def heldout(
     for step in range(steps):
         # A fixed order, no shuffle: the held-out figure is a fixed function of the weights.
         inputs, targets = _windows(data, order[step], spec.seq_len)
-        timeout = deadline - time.monotonic()
+        timeout = deadline - model.clock.now()
         seed = probes.call_seed(spec.probe_seed, "heldout", step)
         _send(model, "eval", inputs, seed=seed)
         logits = model.tensor(timeout)
@@ -286,7 +307,7 @@ def heldout(
 
 def _check_unchanged(model: ModelProcess, loaded: dict[str, torch.Tensor], deadline: float) -> None:
     """Held-out is inference: the state after it must be, bit for bit, the state loaded before it."""
-    after = replay.read_state(model, deadline - time.monotonic())
+    after = replay.read_state(model, deadline - model.clock.now())
     changed = sorted(
         name
         for name in set(loaded) | set(after)

@@ -191,7 +191,7 @@ class Replica:
         self.dataflow_hash = str(ready.get("dataflow_hash", ""))
 
     def _timeout(self) -> float:
-        return max(self.deadline - time.monotonic(), 0.001)
+        return max(self.deadline - self.process.clock.now(), 0.001)
 
     def _send(
         self, state: dict[str, torch.Tensor], seed: int, inputs: torch.Tensor, targets: torch.Tensor | None, mode: str

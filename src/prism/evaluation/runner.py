@@ -7,7 +7,8 @@ to `/job`, and exactly one split of the locked data to `/data` (train for `train
 every artifact it names must be in /artifacts with the sha256 it reported. A verified copy of each
 is kept under `work_dir/<phase>/verified/`, where the next phase and validation read it.
 
-Sandbox infrastructure errors (`SandboxError`) propagate: the worker retries those.
+Sandbox infrastructure errors (`SandboxError`) propagate: the worker retries those, as it does
+an authenticated `infrastructure` report; an unauthenticated outcome is the miner's failure.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -28,12 +30,15 @@ from prism.evaluation.phase import (
     HELDOUT_CURVE_FILE,
     JOB_FILE,
     JOB_MOUNT,
+    KEY_BYTES,
     LOSS_CURVE_FILE,
+    REPORT_KEY_FILE,
     RESULT_PREFIX,
     WEIGHTS_FILE,
     Phase,
     PhaseSpec,
     ShardRef,
+    verify_report_line,
 )
 from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
 from prism.evidence import Evidence, evidence_from_json
@@ -44,8 +49,16 @@ MANIFEST_FILE = "prism_run_manifest.v1.json"
 HARNESS_COMMAND = ("python3", "-m", "prism.evaluation.harness")
 # Slack between the harness's own watchdog and the sandbox's hard timeout: start-up, imports,
 # fetching weights. The harness stops gracefully first; the sandbox kills only a stuck run.
-SANDBOX_SLACK_SECONDS = 120.0
+SANDBOX_SLACK_SECONDS = 300.0
 MAX_PLANTED_MANIFEST_BYTES = 1024 * 1024
+# How much longer than its budget a phase may take in wall clock on a busy host before the
+# recorder calls it `host_starved` (budgets are charged in the model's own time, see fairtime.py).
+STARVATION_FACTOR = 4.0
+GRACE_SECONDS = 30.0
+
+
+def outer_wall_seconds(wall_clock_seconds: float) -> float:
+    return (wall_clock_seconds + GRACE_SECONDS) * STARVATION_FACTOR
 
 
 def verified_artifact(job: EvaluationJob, phase: Phase, name: str) -> Path:
@@ -76,6 +89,8 @@ def phase_spec(
         first_batch_floor_bpb=budget.first_batch_floor_bpb,
         causality_atol=budget.causality_atol,
         causality_rtol=budget.causality_rtol,
+        require_walls=job.score_eligible,
+        outer_wall_seconds=outer_wall_seconds(job.wall_clock_seconds),
     )
 
 
@@ -109,17 +124,30 @@ def _read_on_disk(directory: Path, name: str) -> bytes | None:
         return handle.read()
 
 
-def _report(result: RunResult, phase: Phase) -> dict[str, Any]:
+def accepted_report(result: RunResult, phase: Phase, key: bytes) -> dict[str, Any]:
+    """The recorder's report, accepted only as exactly one MAC-valid line from a sandbox that exited 0.
+
+    Anything else is what a submission that reached the report stream, or stopped, killed or
+    starved its recorder, would produce, so it is the miner's failure with the figures, never an
+    infrastructure retry: our own faults arrive as an authenticated `infrastructure` report.
+    """
     lines = [line for line in result.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    where = f"the {phase} run (exit {result.exit_code}, {result.duration_seconds:.1f}s)"
+    if result.timed_out:
+        raise MinerCodeFailed("timeout", f"{where} exceeded the sandbox's outer wall-clock limit")
+    if result.oom_killed:
+        raise MinerCodeFailed("out_of_memory", f"{where} exceeded its memory limit")
     if not lines:
-        if result.timed_out:
-            raise MinerCodeFailed("timeout", f"the {phase} run exceeded its wall-clock limit")
-        if result.oom_killed:
-            raise MinerCodeFailed("out_of_memory", f"the {phase} run exceeded its memory limit")
-        tail = result.stderr[-2000:]
-        raise HarnessProtocolError(f"the {phase} harness reported nothing (exit {result.exit_code}): {tail}")
+        raise MinerCodeFailed("no_report", f"{where} ended without a report: the recorder was stopped or killed")
+    if len(lines) > 1:
+        raise MinerCodeFailed("report_tampered", f"{where} carried {len(lines)} result lines; the recorder writes one")
+    body = verify_report_line(key, phase, lines[0])
+    if body is None:
+        raise MinerCodeFailed("report_forged", f"{where}: the result line's MAC is not the recorder's")
+    if result.exit_code != 0:
+        raise MinerCodeFailed("recorder_killed", f"{where}: the sandbox did not exit 0 after the report")
     try:
-        report = json.loads(lines[-1][len(RESULT_PREFIX) :])
+        report = json.loads(body)
     except json.JSONDecodeError as exc:
         raise HarnessProtocolError(f"the {phase} harness report is not JSON: {exc}") from exc
     if not isinstance(report, dict) or report.get("phase") != phase:
@@ -138,6 +166,19 @@ def _report(result: RunResult, phase: Phase) -> dict[str, Any]:
         raise HarnessProtocolError(f"the {phase} harness report has status {status!r}")
     figures: dict[str, Any] = report["figures"]
     return figures
+
+
+def _deliver_key(sandbox: Sandbox, job_dir: Path, key: bytes) -> bytes:
+    """The key on the sandbox's stdin where the backend has one; else a file in /job.
+
+    The Platform broker has no stdin: there the key is `/job/report.key`, which the model's
+    process cannot open (its Landlock domain grants no read under /job); the recorder reads it
+    before the model's process starts.
+    """
+    if getattr(sandbox, "accepts_stdin", False):
+        return key.hex().encode() + b"\n"
+    (job_dir / REPORT_KEY_FILE).write_text(key.hex(), encoding="ascii")
+    return b""
 
 
 def _collect(
@@ -191,6 +232,8 @@ def _run(
     (job_dir / JOB_FILE).write_text(json.dumps(spec.to_json(), sort_keys=True), encoding="utf-8")
     for name, source in extra_job_files.items():
         shutil.copyfile(source, job_dir / name)
+    key = secrets.token_bytes(KEY_BYTES)
+    stdin = _deliver_key(sandbox, job_dir, key)
     for entry in job_dir.iterdir():
         entry.chmod(0o444)
     project_dir = Path(tempfile.mkdtemp(prefix="prism-project-"))
@@ -205,6 +248,7 @@ def _run(
             mounts=tuple(mounts),
             artifacts_dir=artifacts_dir,
             env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"},
+            stdin=stdin,
             limits=Limits(
                 cpus=job.cpus,
                 memory_bytes=job.memory_bytes,
@@ -213,7 +257,7 @@ def _run(
                 tmpfs_bytes=job.tmpfs_bytes,
                 gpu_count=job.gpu_count,
                 gpu_type=job.gpu_type,
-                timeout_seconds=job.wall_clock_seconds + spec.grace_seconds + SANDBOX_SLACK_SECONDS,
+                timeout_seconds=spec.outer_wall_seconds + SANDBOX_SLACK_SECONDS,
                 artifacts_bytes=max(512 * 1024**2, 8 * job.parameter_cap + 64 * 1024**2),
             ),
             labels={
@@ -225,7 +269,7 @@ def _run(
         result = sandbox.run(run_spec)
     finally:
         shutil.rmtree(project_dir, ignore_errors=True)
-    return _report(result, spec.phase), result, artifacts_dir
+    return accepted_report(result, spec.phase, key), result, artifacts_dir
 
 
 def _stage(job: EvaluationJob, phase: Phase, split: str) -> tuple[Path, tuple[ShardRef, ...]]:

@@ -160,6 +160,7 @@ def _stage_plan(spec: RunSpec, runtime: RuntimeLayout) -> tuple[list[tuple[str, 
 
 class BubblewrapSandbox:
     name = "bubblewrap"
+    accepts_stdin = True  # through the launcher and bubblewrap to the job's fd 0
 
     def __init__(self, settings: Settings, *, runtime: RuntimeLayout | None = None) -> None:
         if settings.sandbox_uid == 0 or settings.sandbox_gid == 0:
@@ -244,7 +245,7 @@ class BubblewrapSandbox:
                 [str(self.runtime.python_executable), "-I", "-S", "-B", launcher.__file__, json.dumps(plan)],
                 env={},
                 cwd="/",
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE if spec.stdin else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 pass_fds=passed,
@@ -255,6 +256,7 @@ class BubblewrapSandbox:
                 os.close(fd)
         try:
             assert proc.stdout is not None and proc.stderr is not None
+            _feed(proc, spec.stdin)
             streams = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
             deadline = start + limits.timeout_seconds
             timed_out = pump(streams, deadline=deadline, done=lambda: proc.poll() is not None)
@@ -320,6 +322,16 @@ class BubblewrapSandbox:
             peak_memory_bytes=stats.peak_memory_bytes,
             skipped=skipped,
         )
+
+
+def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
+    """Write the job's stdin (small: a pipe buffer holds it, so this never blocks) and close it."""
+    if proc.stdin is None:
+        return
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.write(data)
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.close()
 
 
 def _rlimits(limits: Limits) -> dict[str, tuple[int, int]]:

@@ -48,6 +48,8 @@ def _mount_flag(source: str, target: str, *, read_only: bool) -> str:
 def build_docker_argv(spec: RunSpec, *, binary: str, image: str, job_id: str, uid: int, gid: int) -> list[str]:
     limits = spec.limits
     argv = [binary, "run", "--rm", "--name", job_id, "--network", "bridge" if limits.network else "none"]
+    if spec.stdin:
+        argv.append("--interactive")  # the report key arrives on stdin, never in env, argv or a file
     if limits.read_only:
         argv.append("--read-only")
     argv += [
@@ -85,6 +87,7 @@ def build_docker_argv(spec: RunSpec, *, binary: str, image: str, job_id: str, ui
 
 class DockerSandbox:
     name = "docker"
+    accepts_stdin = True
 
     def __init__(self, settings: Settings) -> None:
         if settings.sandbox_uid == 0:
@@ -138,10 +141,18 @@ class DockerSandbox:
         out, err = TailBuffer(limits.output_bytes, slack=256), TailBuffer(limits.output_bytes, slack=256)
         start = time.monotonic()
         proc = subprocess.Popen(
-            argv, env=self._env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            argv,
+            env=self._env(),
+            stdin=subprocess.PIPE if spec.stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         assert proc.stdout is not None and proc.stderr is not None
         try:
+            if proc.stdin is not None:  # `docker run -i` forwards it to the container's fd 0
+                with contextlib.suppress(BrokenPipeError):
+                    proc.stdin.write(spec.stdin)
+                    proc.stdin.close()
             streams = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
             timed_out = pump(streams, deadline=start + limits.timeout_seconds, done=lambda: proc.poll() is not None)
             if timed_out:

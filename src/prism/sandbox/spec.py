@@ -61,6 +61,9 @@ class RunSpec:
     workdir: str = "/"
     # Secrets to scrub from anything that comes back (stdout, stderr).
     redact: tuple[str, ...] = ()
+    # Bytes written to the job's stdin, then closed (the evaluation's per-phase report key).
+    # Backends that cannot deliver them say so with `accepts_stdin = False` (or no attribute).
+    stdin: bytes = b""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
