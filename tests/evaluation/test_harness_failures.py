@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from prism.evaluation import harness, phases, wire
-from prism.evaluation.phase import RESULT_PREFIX
+from prism.evaluation.phase import RESULT_PREFIX, verify_report_line
 
 from .conftest import EXAMPLE, SMALL_SPEC
 
@@ -23,11 +23,15 @@ def _main(tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest
     (tmp_path / "artifacts").mkdir()
     (job / "job.json").write_text(json.dumps(replace(SMALL_SPEC, phase="inspect").to_json()))
     monkeypatch.setattr(harness, "make_undumpable", lambda: None)  # leave the test runner dumpable
+    key = bytes(range(32))
+    monkeypatch.setattr(harness, "read_key", lambda: key)  # the host's per-phase key, as stdin would carry it
     argv = ["--job", str(job / "job.json"), "--submission", str(EXAMPLE), "--artifacts", str(tmp_path / "artifacts")]
     assert harness.main(argv) == 0
     lines = [line for line in capfd.readouterr().out.splitlines() if line.startswith(RESULT_PREFIX)]
     assert len(lines) == 1
-    report: dict[str, Any] = json.loads(lines[0][len(RESULT_PREFIX) :])
+    body = verify_report_line(key, "inspect", lines[0])
+    assert body is not None, "the line's MAC does not verify"
+    report: dict[str, Any] = json.loads(body)
     return report
 
 
