@@ -69,7 +69,7 @@ CASES: dict[str, Case] = {
     "uncounted: Python list": Case("python_list", ("train",), frozenset({"replay_mismatch"})),
     "uncounted: grad-requiring buffers": Case("grad_buffers", ("inspect",), frozenset({"parameter_cap_state"})),
     "uncounted: overridden parameters()": Case(
-        "overridden_parameters", ("inspect",), frozenset({"parameter_cap_state"})
+        "overridden_parameters", ("inspect",), frozenset({"parameter_cap_state", "parameter_count_mismatch"})
     ),
     "uncounted: float64-packed": Case("float64_packed", ("inspect",), frozenset({"parameter_cap_state"})),
     "knowledge brought in": Case("embedded_constants", ("train",), frozenset({"contamination.first_batch"})),
