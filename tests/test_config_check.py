@@ -33,7 +33,7 @@ def test_health_and_routes_after_the_token_file_goes_missing(
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     with TestClient(create_app(settings, engine=engine)) as client:
-        assert client.get("/health").json() == {"status": "ok"}
+        assert client.get("/health").json()["status"] == "ok"
         missing = tmp_path / "run" / "secrets" / "prism-token"
         monkeypatch.setenv("PRISM_SHARED_TOKEN_FILE", str(missing))
         fresh = Settings(data_dir=settings.data_dir, database_url=settings.resolved_database_url)

@@ -1,7 +1,8 @@
 """The published API description and its viewer.
 
 FastAPI's generated schema says less than the service does: every error comes back as
-`{"error": {"code", "message"}}` (not FastAPI's `{"detail": ...}`), the bearer tokens are not
+`{"error": {"code", "message"}, "detail"}` (`detail` repeats the message where Platform's own
+errors carry theirs, so a miner meets one shape), the bearer tokens are not
 declared, and routes that return plain dicts have no response schema. `customize` fixes the
 schema after generation, from the routes themselves (their auth dependencies, path parameters
 and methods) and from the response models below; `tests/api/test_openapi_shapes.py` validates
@@ -42,7 +43,8 @@ ERROR_SCHEMA: dict[str, Any] = {
                 "code": {"type": "string", "description": "machine-readable, e.g. not_found, invalid_request"},
                 "message": {"type": "string", "description": "what is wrong, for a person"},
             },
-        }
+        },
+        "detail": {"type": "string", "description": "the message again, in the field Platform's errors use"},
     },
 }
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -85,6 +87,8 @@ class _Strict(BaseModel):
 
 class Health(_Strict):
     status: str
+    slug: str | None = None
+    version: str | None = None
     problems: list[str] | None = None
 
 

@@ -53,7 +53,9 @@ class ProjectState:
         # Literal budgets are per project: many files carry as much as one big file.
         self.literal_bytes = 0
         self.literal_numbers = 0
-        self.deadline = time.monotonic() + policy.deadline_s
+        # CPU seconds of the reviewing thread, not wall clock: a busy host must not turn an
+        # ordinary model into `static.too_complex`.
+        self.deadline = time.thread_time() + policy.deadline_s
         # Attribute names bound to library values anywhere (`self.cls = nn.Linear`), and every
         # attribute store whose base goes through named attributes: judged once all files are read.
         self.attr_aliases: set[str] = set()
@@ -63,7 +65,7 @@ class ProjectState:
         self.judged_attributes = policy.forbidden_attributes | FORMAT_METHODS | {"type"}
 
     def check_deadline(self) -> None:
-        if time.monotonic() > self.deadline:
+        if time.thread_time() > self.deadline:
             raise TooComplex
 
     def step(self, path: str, attr: str) -> Ref | Denied:
