@@ -80,7 +80,8 @@ def test_a_422_has_the_documented_shape(client: TestClient) -> None:
     answer = client.get("/v1/leaderboard?epoch=-1")
     assert answer.status_code == 422
     body = answer.json()
-    assert set(body) == {"error", "detail"} and body["error"]["code"] == "invalid_request" and "epoch" in body["error"]["message"]
+    assert set(body) == {"error", "detail"}
+    assert body["error"]["code"] == "invalid_request" and "epoch" in body["error"]["message"]
 
 
 def test_docs_load_nothing_from_outside(client: TestClient) -> None:
