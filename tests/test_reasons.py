@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from prism.review.llm_types import LlmReviewResult
+from prism.review.llm import LlmReviewResult
 
 import prism
 from prism.config import Settings
