@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import yaml
-from prism.review.llm import LlmReviewResult
 
 import prism
 from prism.config import Settings
@@ -18,6 +17,7 @@ from prism.intake.project import Project
 from prism.pipeline.context import StepContext, SubmissionInfo
 from prism.pipeline.review_steps import _llm_outcome, static_review_step
 from prism.reasons import is_well_formed, qualify
+from prism.review.llm import LlmReviewResult
 from prism.runtime_config import RuntimeConfig
 
 SRC = Path(prism.__file__).parent
