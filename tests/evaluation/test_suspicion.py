@@ -14,7 +14,7 @@ from prism.evaluation.graph import architecture_graph, graph_hash
 from prism.evaluation.jobs import make_job
 from prism.evaluation.replay import state_count
 from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
-from prism.evaluation.suspicion import suspicions
+from prism.evaluation.suspicion import graph_flops_disagreement, suspicions
 from prism.runtime_config import RuntimeConfig
 
 INSPECT = InspectResult(
@@ -122,3 +122,11 @@ def test_an_official_job_refuses_the_fixture(tmp_path: Path, fixture_dataset: Lo
             dataset=fixture_dataset,
             work_dir=tmp_path,
         )
+
+
+def test_the_same_graph_must_cost_the_same_work_across_submissions() -> None:
+    assert graph_flops_disagreement(600_000.0, []) is None
+    assert graph_flops_disagreement(600_000.0, [("s1", 600_000.0), ("s2", 601_000.0)]) is None
+    found = graph_flops_disagreement(600_000.0, [("s1", 600_000.0), ("s2", 900_000.0)])
+    assert found is not None and found.rule_id == "budget.graph_flops_mismatch" and "s2" in found.explanation
+    assert graph_flops_disagreement(600_000.0, [("s1", 0.0)]) is None  # nothing measured, nothing to hold against

@@ -19,10 +19,14 @@ evidence. Thresholds come from measurements on honest models (docs/evaluation.md
   registered under, so the graph does not bind what runs.
 - `budget.flops_below_parameters`: fewer FLOPs per token than twice the parameters: parameters
   that are counted but not used (or a measurement the model steered).
+- `budget.graph_flops_mismatch`: an earlier run of the same architecture graph, at the same
+  sequence length, measured other FLOPs per token. The same executed ops on the same shapes cost
+  the same work, so one of the two measurements was steered (`graph_flops_disagreement`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
@@ -35,6 +39,9 @@ HELDOUT_GAP_BPB = 1.5
 FLOPS_RATIO = 1.5
 MAX_OPTIMIZER_STEPS = 1
 MIN_FLOPS_PER_PARAMETER = 2.0
+# Same graph, same sequence length: FLOPs per token are counted from the same ops on the same
+# shapes, so they agree exactly; the slack only absorbs float rounding of the count.
+GRAPH_FLOPS_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,3 +121,21 @@ def suspicions(
                 )
             )
     return tuple(found)
+
+
+def graph_flops_disagreement(
+    flops_per_token: float, priors: Sequence[tuple[str, float]], *, tolerance: float = GRAPH_FLOPS_TOLERANCE
+) -> Evidence | None:
+    """Evidence when earlier runs of the same graph (submission id, FLOPs per token) measured other
+    work than this one; None when they agree or there are none."""
+    for submission_id, prior in priors:
+        if prior <= 0 or flops_per_token <= 0:
+            continue
+        if abs(flops_per_token - prior) > tolerance * max(prior, flops_per_token):
+            return _evidence(
+                "budget.graph_flops_mismatch",
+                f"{flops_per_token:,.0f} FLOPs per token, while submission {submission_id} with the same "
+                f"architecture graph and sequence length measured {prior:,.0f}: the same ops on the same "
+                "shapes cost the same work",
+            )
+    return None

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from prism.errors import PrismError
@@ -23,7 +24,7 @@ from prism.evaluation.metrics import LossCurve
 from prism.evaluation.phase import GRAPH_FILE, LOSS_CURVE_FILE
 from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
 from prism.evaluation.runner import run_heldout, run_inspect, run_train, verified_artifact
-from prism.evaluation.suspicion import suspicions
+from prism.evaluation.suspicion import graph_flops_disagreement, suspicions
 from prism.pipeline.context import StepContext, StepOutcome
 from prism.review.similarity import fingerprint_project
 from prism.review.similarity.duplicates import DuplicateReport, decide_graph
@@ -204,10 +205,32 @@ def validation_step(ctx: StepContext) -> StepOutcome:
             "rejected", "manifest.mismatch", f"manifest validation failed: {', '.join(fields)}", record, report.findings
         )
     found = suspicions(inspect, train, heldout)
+    mismatch = graph_flops_disagreement(inspect.flops_per_token, _same_graph_flops(ctx, manifest))
+    if mismatch is not None:
+        found = (*found, mismatch)
     if found:
         detail = "; ".join(item.explanation for item in found)
         return StepOutcome("quarantined", found[0].rule_id, detail, record, found)
     return StepOutcome.passed("manifest validated", **record)
+
+
+def _same_graph_flops(ctx: StepContext, manifest: dict[str, Any]) -> list[tuple[str, float]]:
+    """FLOPs per token of earlier runs of this exact graph at this sequence length (newest first)."""
+    graph_hash = str(manifest["model"]["architecture_graph_hash"])
+    seq_len = manifest["budget"]["seq_len"]
+    with ctx.sessions() as session:
+        rows = session.scalars(
+            select(Evaluation)
+            .where(Evaluation.architecture_hash == graph_hash, Evaluation.submission_id != ctx.submission.id)
+            .order_by(Evaluation.created_at.desc())
+            .limit(16)
+        ).all()
+    found: list[tuple[str, float]] = []
+    for row in rows:
+        model, budget = row.manifest.get("model", {}), row.manifest.get("budget", {})
+        if model.get("architecture_graph_hash") == graph_hash and budget.get("seq_len") == seq_len:
+            found.append((row.submission_id, float(model.get("flops_per_token") or 0.0)))
+    return found
 
 
 def score_step(ctx: StepContext) -> StepOutcome:
