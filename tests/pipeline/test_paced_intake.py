@@ -1,5 +1,6 @@
 """Paced intake while workers run the read-then-write review steps: no "database is locked",
-no retry spent, nothing lost — one worker on SQLite, two on PostgreSQL.
+no retry spent, nothing lost — one and two workers, on SQLite and on PostgreSQL (`prism up`
+runs a review lane beside its worker, so even the embedded default has two writers).
 
 Scaled down for the suite (a few seconds at 10/s); `benchmarks/intake.py --paced` runs the
 5/s × 60 s version. The stages are cut after the source-duplicate check (the step that reads
@@ -37,8 +38,6 @@ REVIEW_ONLY = tuple((name, step) for name, step in STAGES if name in ("static_re
 def test_paced_intake_never_meets_a_locked_database(
     db_url: str, settings: Settings, workers: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if db_url.startswith("sqlite") and workers == 2:
-        pytest.skip("SQLite is the one-worker deployment")
     caplog.set_level(logging.INFO)
     monkeypatch.setattr(worker_module, "STAGES", REVIEW_ONLY)
     engine = make_engine(db_url)
