@@ -32,6 +32,29 @@ def build_model(ctx):
     return Bigram(ctx.vocab_size)
 """
 
+# Written independently of OTHER_MODEL: the hostile submission's code is prior art too (every
+# earlier submission counts for copy detection), so the ordinary one must not be its copy.
+THIRD_MODEL = """import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Mixer(nn.Module):
+    def __init__(self, vocab, width):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, width)
+        self.mix = nn.Linear(width, width)
+        self.out = nn.Linear(width, vocab)
+
+    def forward(self, tokens):
+        hidden = F.gelu(self.mix(self.embed(tokens)))
+        return self.out(hidden)
+
+
+def build_model(ctx):
+    return Mixer(ctx.vocab_size, 32)
+"""
+
 
 class BlockingSandbox:
     """Stands in for a long training run: holds the worker inside the sandbox until released."""
@@ -77,7 +100,7 @@ def test_static_rejection_does_not_wait_behind_a_running_evaluation(
         assert _status(worker_sessions, training)[0] == "running"
 
         # An ordinary one is reviewed now and waits for evaluation in its place in the queue.
-        ordinary = submit(api, HOTKEYS["charlie"], project_zip({"model.py": OTHER_MODEL}))
+        ordinary = submit(api, HOTKEYS["charlie"], project_zip({"model.py": THIRD_MODEL}))
         assert lane.run_once() == ordinary
         assert _status(worker_sessions, ordinary)[0] == "pending"
         assert lane.run_once() is None  # nothing unreviewed is left; the lane never evaluates

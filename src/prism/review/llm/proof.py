@@ -37,6 +37,7 @@ import tokenize
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from prism import pyast
 from prism.intake.project import Project
 from prism.review.llm.gate import sanitize_rule_id, source_lines
 from prism.review.llm.types import ClaimedEvidence, Finding
@@ -235,7 +236,7 @@ def prove(project: Project, claim: ClaimedEvidence, findings: Sequence[Finding])
     if not claim.path.endswith(".py"):
         return ProofResult(False, f"{claim.path} is not Python code")
     try:
-        tree = ast.parse(text)
+        tree = pyast.parse(text)
     except (SyntaxError, ValueError):
         return ProofResult(False, f"{claim.path} does not parse")
     names = _ImportNames.of(tree)

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from prism import pyast
 from prism.intake.project import Project
 from prism.review.similarity.boilerplate import HEADER, SNIPPETS, STUBS
 from prism.review.similarity.errors import SimilarityError
@@ -185,7 +186,7 @@ def source_sha256(files: Mapping[str, str]) -> str:
     digest = hashlib.sha256()
     for path, text in sorted(files.items()):
         if path.endswith(".py"):
-            tree = ast.parse(text)
+            tree = pyast.parse(text)
             for node in ast.walk(tree):
                 body = getattr(node, "body", None)
                 if isinstance(body, list) and body and isinstance(body[0], ast.Expr):

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from prism import pyast
 from prism.evidence import Evidence
 from prism.review.similarity.equivalences import canonical_forms, unwrap
 from prism.review.similarity.errors import FingerprintError
@@ -79,7 +80,7 @@ class _Def:
 
 def _parse(path: str, text: str) -> ast.Module:
     try:
-        return ast.parse(text, filename=path)
+        return pyast.parse(text, filename=path)
     except (SyntaxError, ValueError) as exc:
         line = getattr(exc, "lineno", None) or 0
         raise FingerprintError(
@@ -210,7 +211,7 @@ def _order_methods(cls: ast.ClassDef) -> None:
 
 def _anonymous(node: ast.AST) -> ast.AST:
     """A copy with every identifier blanked: a name-independent sort key."""
-    clone = ast.parse(ast.unparse(node)) if isinstance(node, ast.stmt) else node
+    clone = pyast.reparse(node) if isinstance(node, ast.stmt) else node
     for n in ast.walk(clone):
         if isinstance(n, ast.Name):
             n.id = "_"

@@ -15,6 +15,7 @@ import io
 import re
 import tokenize
 
+from prism import pyast
 from prism.review.static.findings import FileFindings
 
 # PEP 263, as the tokenizer applies it.
@@ -38,7 +39,7 @@ def check_source(text: str, out: FileFindings) -> ast.Module | None:
             "differently from the UTF-8 text reviewed; only UTF-8 is accepted",
         )
     try:
-        tree = ast.parse(text, filename=out.path, type_comments=False)
+        tree = pyast.parse(text, filename=out.path)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         lineno = getattr(exc, "lineno", None) or 0
         out.add_at("static.syntax_error", int(lineno), 0, f"the file does not parse: {type(exc).__name__}: {exc}"[:300])
