@@ -5,7 +5,9 @@ old run must not go on beside it. The local backend (bubblewrap) starts each pha
 `sandbox/launcher.py` as a child of the worker process, with its plan — the job's cgroups and
 the phase's work dir, which names the submission — on its command line. This finds this
 process's launchers for the submission and kills every process in their cgroups, then the
-launcher itself. Container backends (Docker, broker) stop on their own timeouts.
+launcher itself. Container backends are stopped through their own cleanup: Docker by the
+`prism.submission` label every phase carries, the broker by the deterministic job ids of the
+submission's phases (`job_id_for`, for every attempt the retry budget allows).
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ import logging
 import os
 import signal
 from pathlib import Path
+
+from prism.config import Settings
+from prism.errors import PrismError
+from prism.evaluation.phase import PHASES
+from prism.sandbox import job_id_for
 
 log = logging.getLogger(__name__)
 LAUNCHER = "launcher.py"
@@ -73,3 +80,27 @@ def stop_local_jobs(submission_id: str, *, parent: int | None = None) -> int:
     if stopped:
         log.warning("lease lost: stopped %d sandbox job(s)", stopped, extra={"submission_id": submission_id})
     return stopped
+
+
+def stop_container_jobs(settings: Settings, submission_id: str) -> int:
+    """Remove the submission's containers on the Docker or broker backend; returns how many
+    removals were asked for. A failure is logged, never raised: the heartbeat goes on."""
+    asked = 0
+    try:
+        if settings.sandbox_backend == "docker":
+            from prism.sandbox.docker import DockerSandbox
+
+            asked = len(DockerSandbox(settings).cleanup_labelled("prism.submission", submission_id[:200]))
+        elif settings.sandbox_backend == "broker":
+            from prism.sandbox.broker import BrokerSandbox
+
+            broker = BrokerSandbox(settings)
+            for attempt in range(settings.worker_max_infra_retries + 2):
+                for phase in PHASES:
+                    broker.cleanup(job_id_for(submission_id, attempt, phase))
+                    asked += 1
+    except (PrismError, OSError) as exc:
+        log.warning("lease lost: could not stop the container jobs: %s", exc, extra={"submission_id": submission_id})
+    if asked:
+        log.warning("lease lost: asked %d container removal(s)", asked, extra={"submission_id": submission_id})
+    return asked

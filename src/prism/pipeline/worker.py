@@ -37,7 +37,7 @@ from prism.intake.limits import IntakeLimits
 from prism.pipeline.cleanup import Housekeeping
 from prism.pipeline.context import StepContext, StepOutcome, SubmissionInfo
 from prism.pipeline.eval_steps import EvaluationRestart
-from prism.pipeline.lease_guard import stop_local_jobs
+from prism.pipeline.lease_guard import stop_container_jobs, stop_local_jobs
 from prism.pipeline.queue import Claim, LeaseLost, claim_next, fenced, reap_expired, release_claim, renew_lease
 from prism.pipeline.stages import EVALUATION_STAGES, STAGES, Step
 from prism.sandbox import get_sandbox
@@ -380,6 +380,7 @@ class _Heartbeat:
                     # Another worker may run this submission now: our sandbox job stops at once,
                     # and the fenced writes after it refuse (LeaseLost).
                     stop_local_jobs(self.claim.submission_id)
+                    stop_container_jobs(settings, self.claim.submission_id)
                     return
                 # A busy worker reaps too, so a dead worker's submission never waits for an idle one.
                 reap_expired(self.worker.sessions)

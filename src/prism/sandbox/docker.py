@@ -108,9 +108,13 @@ class DockerSandbox:
 
     def cleanup(self, job_id: str) -> list[str]:
         """Remove every container carrying this job's label; safe to repeat. Returns the ids removed."""
+        return self.cleanup_labelled(JOB_LABEL, job_id)
+
+    def cleanup_labelled(self, label: str, value: str) -> list[str]:
+        """Remove every container with `label=value` (e.g. all of one submission's phases)."""
         docker = self._docker()
         listed = subprocess.run(
-            [docker, "ps", "--all", "--quiet", "--filter", f"label={JOB_LABEL}={job_id}"],
+            [docker, "ps", "--all", "--quiet", "--filter", f"label={label}={value}"],
             env=self._env(), capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         if listed.returncode != 0:
