@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from prism.api.weights import stop_all as stop_weights_refreshers
 from prism.config import Settings
 from prism.store.db import make_engine, make_session_factory
 from prism.store.migrate import upgrade
@@ -106,3 +107,10 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     token_file.write_text(TOKEN + "\n")
     monkeypatch.setenv("PRISM_SHARED_TOKEN_FILE", str(token_file))
     return Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'prism.db'}")
+
+
+@pytest.fixture(autouse=True)
+def _stop_weights_refreshers() -> Iterator[None]:
+    """An app a test made and dropped must not go on refreshing from a database that is gone."""
+    yield
+    stop_weights_refreshers(wait=2.0)

@@ -121,6 +121,18 @@ def _refresh_loop(ref: weakref.ReferenceType[WeightsCache], stop: threading.Even
         wake.clear()
 
 
+# Every cache whose refresher was started, so a process (or a test run) can stop them all.
+_STARTED: list[weakref.ref[WeightsCache]] = []
+
+
+def stop_all(*, wait: float = 5.0) -> None:
+    """Stop every refresher this process started."""
+    while _STARTED:
+        cache = _STARTED.pop()()
+        if cache is not None:
+            cache.stop(wait=wait)
+
+
 @dataclass
 class WeightsCache:
     settings: Settings
@@ -143,6 +155,7 @@ class WeightsCache:
                 target=_refresh_loop, args=(weakref.ref(self), self._stop, self._wake), name="weights", daemon=True
             )
             self._thread.start()
+            _STARTED.append(weakref.ref(self))
 
     def stop(self, *, wait: float = 5.0) -> None:
         """Stop the refresher; waits (bounded) for a refresh in flight to end, so nothing reads
