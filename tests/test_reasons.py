@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from prism.pipeline.context import StepContext, SubmissionInfo
 from prism.pipeline.review_steps import _llm_outcome, static_review_step
 from prism.reasons import is_well_formed, qualify
 from prism.review.llm import LlmReviewResult
+from prism.review.static import StaticPolicy
 from prism.runtime_config import RuntimeConfig
 
 SRC = Path(prism.__file__).parent
@@ -85,12 +87,13 @@ def _context(files: dict[str, str]) -> StepContext:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
-def test_static_step_codes_of_the_whole_red_team_corpus(case: dict[str, Any]) -> None:
+def test_static_step_codes_of_the_whole_red_team_corpus(case: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     files = dict(case["files"])
     if not case.get("raw"):
         files["model.py"] = files["model.py"] + STUB
-    if case.get("policy"):
-        pytest.skip("case needs a non-default policy")
+    if case.get("policy"):  # the limits this case is about, as the step would read them from settings
+        policy = replace(StaticPolicy(), **case["policy"])
+        monkeypatch.setattr(StaticPolicy, "from_settings", classmethod(lambda cls, settings: policy))
     outcome = static_review_step(_context(files))
     assert outcome.outcome == "rejected"
     assert outcome.reason_code is not None and is_well_formed(outcome.reason_code), outcome.reason_code
