@@ -191,7 +191,7 @@ def test_lookup_reads_postings_not_the_table(engine: Engine) -> None:
     assert all(
         "band_key =" in s or "normalized_sha256 =" in s or " IN " in s or "submissions.id =" in s
         for s in statements
-        if "similarity_bands" in s or "source_fingerprints" in s
+        if "similarity_postings" in s or "source_fingerprints" in s
     )
 
 

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     ColumnElement,
     ForeignKey,
     Index,
@@ -30,12 +33,16 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
+    TextClause,
+    TextualSelect,
     and_,
+    bindparam,
+    column,
     delete,
     insert,
     or_,
     select,
-    union_all,
+    text,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -44,11 +51,10 @@ from prism.review.similarity.duplicates import Candidate, DuplicateReport, Graph
 from prism.review.similarity.fingerprint import FINGERPRINT_VERSION, SourceFingerprint
 from prism.review.similarity.graph import GraphFingerprint
 from prism.store.base import Base, JsonDoc, UtcDateTime, utcnow
-from prism.store.models import Architecture, Evaluation, Submission
+from prism.store.models import Architecture, Submission
 
 DEFAULT_POSTING_CAP = 64
 TOMBSTONE_VERSION = 0  # a row saying: this submission's code cannot be fingerprinted
-_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements only INTEGER keys
 
 
 class SourceFingerprintRow(Base):
@@ -62,12 +68,21 @@ class SourceFingerprintRow(Base):
 
 
 class SimilarityBand(Base):
-    __tablename__ = "similarity_bands"
-    __table_args__ = (Index("ix_similarity_bands_lookup", "band_key", "id"),)
+    """One posting: a submission has this LSH band key. Keyed for the lookup's one access path.
 
-    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
-    band_key: Mapped[int] = mapped_column(BigInteger)
-    submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    `created_us` is the submission's `created_at` in microseconds since the epoch, copied here so
+    that a key's postings are read oldest first and only before the new submission straight from
+    the key (a covering range, no join per posting); `submission_id` has its own index for deletes.
+    """
+
+    __tablename__ = "similarity_postings"
+    __table_args__ = (Index("ix_similarity_postings_submission_id", "submission_id"), {"sqlite_with_rowid": False})
+
+    band_key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    created_us: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    submission_id: Mapped[str] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
 
 
 class GraphFingerprintRow(Base):
@@ -80,12 +95,16 @@ class GraphFingerprintRow(Base):
 
 
 class GraphBand(Base):
-    __tablename__ = "graph_bands"
-    __table_args__ = (Index("ix_graph_bands_lookup", "band_key", "id"),)
+    """A graph-band posting, laid out like `SimilarityBand`."""
 
-    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
-    band_key: Mapped[int] = mapped_column(BigInteger)
-    submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    __tablename__ = "graph_postings"
+    __table_args__ = (Index("ix_graph_postings_submission_id", "submission_id"), {"sqlite_with_rowid": False})
+
+    band_key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    created_us: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    submission_id: Mapped[str] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
 
 
 class DuplicateReportRow(Base):
@@ -106,6 +125,9 @@ _BANDS: Table = SimilarityBand.__table__  # type: ignore[assignment]
 _GRAPHS: Table = GraphFingerprintRow.__table__  # type: ignore[assignment]
 _GRAPH_BANDS: Table = GraphBand.__table__  # type: ignore[assignment]
 _CHUNK = 5_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_NO_BOUND = -1  # `_Before.created_us` of a submission id not (yet) in the table
 
 
 def save_fingerprint(session: Session, submission_id: str, fp: SourceFingerprint) -> None:
@@ -116,36 +138,59 @@ def save_fingerprint(session: Session, submission_id: str, fp: SourceFingerprint
 
 
 def save_fingerprints_bulk(session: Session, items: Iterable[tuple[str, SourceFingerprint]]) -> int:
-    """Insert many new fingerprints at once (backfills, benchmarks); returns how many."""
+    """Insert many new fingerprints at once (backfills, benchmarks); returns how many.
+
+    The submissions must exist (flushed): each posting copies its submission's `created_at`.
+    """
     now = utcnow()
-    rows: list[dict[str, Any]] = []
-    bands: list[dict[str, Any]] = []
+    pending: list[tuple[str, SourceFingerprint]] = []
     count = 0
 
     def flush() -> None:
-        if rows:
-            session.execute(insert(_SOURCE), rows)
-        if bands:
-            session.execute(insert(_BANDS), bands)
-        rows.clear()
-        bands.clear()
-
-    for submission_id, fp in items:
-        rows.append(
+        if not pending:
+            return
+        arrival = _arrivals(session, [sid for sid, _ in pending])
+        rows = [
             {
-                "submission_id": submission_id,
+                "submission_id": sid,
                 "version": fp.version,
                 "normalized_sha256": fp.normalized_sha256,
                 "data": fp.to_blob(),
                 "created_at": now,
             }
-        )
-        bands.extend({"band_key": key, "submission_id": submission_id} for key in fp.band_keys)
+            for sid, fp in pending
+        ]
+        session.execute(insert(_SOURCE), rows)
+        bands = [
+            {"band_key": key, "created_us": arrival[sid], "submission_id": sid}
+            for sid, fp in pending
+            for key in fp.band_keys
+        ]
+        if bands:
+            session.execute(insert(_BANDS), bands)
+        pending.clear()
+
+    for item in items:
+        pending.append(item)
         count += 1
-        if len(rows) >= _CHUNK:
+        if len(pending) >= _CHUNK:
             flush()
     flush()
     return count
+
+
+def microseconds(moment: datetime) -> int:
+    """A UTC datetime as whole microseconds since the epoch (integer arithmetic: no float error)."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _arrivals(session: Session, submission_ids: Sequence[str]) -> dict[str, int]:
+    rows = session.execute(select(Submission.id, Submission.created_at).where(Submission.id.in_(submission_ids)))
+    found = {str(sid): microseconds(created) for sid, created in rows}
+    missing = [sid for sid in submission_ids if sid not in found]
+    if missing:
+        raise ValueError(f"fingerprints for unknown submissions: {missing[:3]}")
+    return found
 
 
 def load_fingerprint(session: Session, submission_id: str) -> SourceFingerprint | None:
@@ -155,43 +200,129 @@ def load_fingerprint(session: Session, submission_id: str) -> SourceFingerprint 
     return SourceFingerprint.from_blob(row.data)
 
 
-def _prior_filters(
-    session: Session, submission_id: str | None, exclude_hotkey: str | None
-) -> list[ColumnElement[bool]]:
-    filters: list[ColumnElement[bool]] = []
-    if exclude_hotkey is not None:
-        filters.append(Submission.hotkey != exclude_hotkey)
-    if submission_id is not None:
-        filters.append(Submission.id != submission_id)
-        created = session.execute(select(Submission.created_at).where(Submission.id == submission_id)).scalar()
-        if created is not None:
-            filters.append(
-                or_(
-                    Submission.created_at < created,
-                    and_(Submission.created_at == created, Submission.id < submission_id),
-                )
+@dataclass(frozen=True, slots=True)
+class _Before:
+    """Prior art of one submission: created before it (its id breaks a tie), never itself.
+
+    `created_us` is None for an id not (yet) in `submissions`: nothing bounds it but itself.
+    """
+
+    submission_id: str
+    created_us: int | None
+
+
+def _before(session: Session, submission_id: str | None) -> _Before | None:
+    if submission_id is None:
+        return None
+    created = session.execute(select(Submission.created_at).where(Submission.id == submission_id)).scalar()
+    return _Before(submission_id, None if created is None else microseconds(created))
+
+
+def _prior_filters(before: _Before | None) -> list[ColumnElement[bool]]:
+    """The postings' prior-art bound, for the lookups that join `submissions`."""
+    if before is None:
+        return []
+    filters: list[ColumnElement[bool]] = [Submission.id != before.submission_id]
+    if before.created_us is not None:
+        created = _EPOCH + timedelta(microseconds=before.created_us)
+        filters.append(
+            or_(
+                Submission.created_at < created,
+                and_(Submission.created_at == created, Submission.id < before.submission_id),
             )
+        )
     return filters
 
 
-def _band_hits(
-    session: Session, table: Table, keys: Sequence[int], filters: Sequence[ColumnElement[bool]], cap: int
-) -> Counter[str]:
-    """Per key, its oldest `cap` postings that pass the filters; counted per submission."""
-    if not keys:
+def _postings(table: str, keys: int, bounded: bool) -> list[str]:
+    """Per key, its oldest `:cap` postings of prior art, as `(submission_id, w)` parts of a UNION ALL.
+
+    Each part is one range of the table's primary key (band_key, created_us, submission_id), read
+    in order and stopped at the cap: its cost is bounded by keys x cap whatever the table holds.
+    """
+    bound = " AND (created_us, submission_id) < (:before_us, :before_id)" if bounded else ""
+    return [
+        # Only constants and counters are formatted in (S608): every value is a bound parameter.
+        f"SELECT submission_id, 1 AS w FROM (SELECT submission_id FROM {table} WHERE band_key = :k{i}{bound} "  # noqa: S608
+        f"ORDER BY created_us, submission_id LIMIT :cap) AS p{i}"
+        for i in range(keys)
+    ]
+
+
+_PRIOR_SQL = (
+    " AND s.id != :before_id AND (s.created_at < :before_at OR (s.created_at = :before_at AND s.id < :before_id))"
+)
+
+
+@lru_cache(maxsize=512)
+def _candidates_sql(keys: int, bounded: bool, exclude_hotkey: bool) -> TextualSelect:
+    """The whole source lookup in one statement: postings, the exact digest, ranking, the rows.
+
+    Cached per shape (key count, bound, hotkey filter), so neither SQLAlchemy nor the database
+    parses it again. An exact normalized match weighs more than every band together, as before.
+    """
+    prior = _PRIOR_SQL if bounded else ""
+    exact = (
+        "SELECT submission_id, CAST(:exact AS INTEGER) AS w FROM "  # noqa: S608 (constants only, as above)
+        "(SELECT f.submission_id FROM source_fingerprints f "
+        f"JOIN submissions s ON s.id = f.submission_id WHERE f.normalized_sha256 = :normalized{prior} "
+        "ORDER BY s.created_at, s.id LIMIT :limit) AS x"
+    )
+    hits = " UNION ALL ".join([*_postings("similarity_postings", keys, bounded), exact])
+    hotkey_join = (
+        " JOIN submissions hs ON hs.id = h.submission_id AND hs.hotkey != :exclude_hotkey" if exclude_hotkey else ""
+    )
+    sql = (
+        f"WITH h AS ({hits}), top AS (SELECT h.submission_id, "  # noqa: S608
+        "CASE WHEN max(h.w) > 1 THEN max(h.w) ELSE count(*) END AS hits "
+        f"FROM h{hotkey_join} WHERE h.submission_id != :self GROUP BY h.submission_id "
+        "ORDER BY hits DESC, h.submission_id LIMIT :limit) "
+        "SELECT top.submission_id, top.hits, f.version, f.data, s.hotkey, s.status, s.created_at, e.score_eligible "
+        "FROM top JOIN source_fingerprints f ON f.submission_id = top.submission_id "
+        "JOIN submissions s ON s.id = top.submission_id "
+        "LEFT OUTER JOIN evaluations e ON e.submission_id = top.submission_id"
+    )
+    statement = text(sql)
+    if bounded:
+        statement = statement.bindparams(bindparam("before_at", type_=UtcDateTime()))
+    return statement.columns(
+        column("submission_id", String()),
+        column("hits", Integer()),
+        column("version", Integer()),
+        column("data", LargeBinary()),
+        column("hotkey", String()),
+        column("status", String()),
+        column("created_at", UtcDateTime()),
+        column("score_eligible", Boolean()),
+    )
+
+
+@lru_cache(maxsize=256)
+def _postings_sql(table: str, keys: int, bounded: bool) -> TextClause:
+    return text(" UNION ALL ".join(_postings(table, keys, bounded)))
+
+
+def _band_hits(session: Session, table: Table, keys: Sequence[int], before: _Before | None, cap: int) -> Counter[str]:
+    """Per key, its oldest `cap` postings of prior art; counted per submission."""
+    unique = sorted(set(keys))
+    if not unique:
         return Counter()
-    parts = []
-    for key in sorted(set(keys)):
-        inner = (
-            select(table.c.submission_id)
-            .join(Submission, Submission.id == table.c.submission_id)
-            .where(table.c.band_key == key, *filters)
-            .order_by(table.c.id)
-            .limit(cap)
-            .subquery()
-        )
-        parts.append(select(inner.c.submission_id))
-    return Counter(str(row[0]) for row in session.execute(union_all(*parts)))
+    params = _lookup_params(unique, before, cap)
+    rows = session.execute(_postings_sql(table.name, len(unique), "before_us" in params), params)
+    hits = Counter(str(row[0]) for row in rows)
+    if before is not None:
+        hits.pop(before.submission_id, None)
+    return hits
+
+
+def _lookup_params(keys: Sequence[int], before: _Before | None, cap: int) -> dict[str, Any]:
+    params: dict[str, Any] = {f"k{i}": key for i, key in enumerate(keys)}
+    params["cap"] = cap
+    params["self"] = before.submission_id if before is not None else ""
+    if before is not None and before.created_us is not None:
+        params["before_us"], params["before_id"] = before.created_us, before.submission_id
+        params["before_at"] = _EPOCH + timedelta(microseconds=before.created_us)
+    return params
 
 
 def find_candidates(
@@ -203,46 +334,31 @@ def find_candidates(
     limit: int = 20,
     posting_cap: int = DEFAULT_POSTING_CAP,
 ) -> list[Candidate]:
-    """Earlier submissions that share LSH bands (or the exact normalized hash) with `fp`."""
-    filters = _prior_filters(session, submission_id, exclude_hotkey)
-    hits = _band_hits(session, _BANDS, fp.band_keys, filters, posting_cap)
-    exact = session.execute(
-        select(SourceFingerprintRow.submission_id)
-        .join(Submission, Submission.id == SourceFingerprintRow.submission_id)
-        .where(SourceFingerprintRow.normalized_sha256 == fp.normalized_sha256, *filters)
-        .order_by(Submission.created_at)
-        .limit(limit)
-    ).scalars()
-    for sid in exact:
-        hits[sid] = len(fp.band_keys) + 1  # an exact duplicate always makes the cut
-    top = sorted(hits, key=lambda s: (-hits[s], s))[:limit]
-    if not top:
-        return []
-    rows = session.execute(
-        select(
-            SourceFingerprintRow.submission_id,
-            SourceFingerprintRow.version,
-            SourceFingerprintRow.data,
-            Submission.hotkey,
-            Submission.status,
-            Submission.created_at,
-            Evaluation.score_eligible,
-        )
-        .join(Submission, Submission.id == SourceFingerprintRow.submission_id)
-        .outerjoin(Evaluation, Evaluation.submission_id == SourceFingerprintRow.submission_id)
-        .where(SourceFingerprintRow.submission_id.in_(top))
-    ).all()
+    """Earlier submissions that share LSH bands (or the exact normalized hash) with `fp`.
+
+    Two statements: the new submission's arrival, then one that reads each band key's oldest
+    `posting_cap` prior postings and the exact-digest matches, ranks them by band hits and returns
+    the best `limit` with their fingerprints. `exclude_hotkey` drops that hotkey's submissions
+    from the ranking (its postings still count towards a key's cap).
+    """
+    before = _before(session, submission_id)
+    keys = sorted(set(fp.band_keys))
+    params = _lookup_params(keys, before, posting_cap)
+    params |= {"exact": len(fp.band_keys) + 1, "normalized": fp.normalized_sha256, "limit": limit}
+    if exclude_hotkey is not None:
+        params["exclude_hotkey"] = exclude_hotkey
+    statement = _candidates_sql(len(keys), "before_us" in params, exclude_hotkey is not None)
     out = [
         Candidate(
             submission_id=row.submission_id,
             hotkey=row.hotkey,
             status=row.status,
             created_at=row.created_at,
-            band_hits=hits[row.submission_id],
+            band_hits=row.hits,
             fingerprint=SourceFingerprint.from_blob(row.data),
             scored=row.status == "completed" and bool(row.score_eligible),
         )
-        for row in rows
+        for row in session.execute(statement, params)
         if row.version == FINGERPRINT_VERSION
     ]
     out.sort(key=lambda c: (-c.band_hits, c.created_at, c.submission_id))
@@ -257,7 +373,11 @@ def save_graph_fingerprint(session: Session, submission_id: str, gfp: GraphFinge
         [{"submission_id": submission_id, "graph_hash": gfp.graph_hash, "data": gfp.to_blob(), "created_at": utcnow()}],
     )
     if gfp.band_keys:
-        session.execute(insert(_GRAPH_BANDS), [{"band_key": k, "submission_id": submission_id} for k in gfp.band_keys])
+        arrival = _arrivals(session, [submission_id])[submission_id]
+        session.execute(
+            insert(_GRAPH_BANDS),
+            [{"band_key": k, "created_us": arrival, "submission_id": submission_id} for k in gfp.band_keys],
+        )
 
 
 def find_graph_priors(
@@ -274,7 +394,8 @@ def find_graph_priors(
     `also` names the source check's candidates: they are compared by graph too, so a copy whose
     graph drifted out of every shared band is still judged against the prior its source matched.
     """
-    filters = _prior_filters(session, submission_id, None)
+    before = _before(session, submission_id)
+    filters = _prior_filters(before)
     same = list(
         session.execute(
             select(GraphFingerprintRow.submission_id)
@@ -284,7 +405,7 @@ def find_graph_priors(
             .limit(limit)
         ).scalars()
     )
-    hits = _band_hits(session, _GRAPH_BANDS, gfp.band_keys, filters, posting_cap)
+    hits = _band_hits(session, _GRAPH_BANDS, gfp.band_keys, before, posting_cap)
     close = [s for s in sorted(hits, key=lambda s: (-hits[s], s)) if s not in same][:limit]
     named = (
         list(

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
+from itertools import compress
 from typing import Any, Literal
 
 from prism.evidence import Evidence, evidence_from_json, evidence_to_json
@@ -160,21 +161,50 @@ class _Comparison:
     prior_in_new: float
     architecture_similarity: float
     training_is_new: bool
+    common: frozenset[int]  # the shared values themselves
 
 
-def compare_sources(new: SourceFingerprint, prior: SourceFingerprint, policy: SimilarityPolicy) -> _Comparison:
+@dataclass(frozen=True, slots=True)
+class HashSets:
+    """A fingerprint's values as sets, whole and by part: built once per fingerprint, not per pair."""
+
+    all: frozenset[int]
+    architecture: frozenset[int]
+    training: frozenset[int]
+
+
+def hash_sets(fp: SourceFingerprint) -> HashSets:
+    kinds = [r.kind for r in fp.regions]
+    # map/compress run in C: this is on the lookup's hot path, once per candidate.
+    architecture = compress(fp.hashes, map([k == "architecture" for k in kinds].__getitem__, fp.hash_regions))
+    training = compress(fp.hashes, map([k == "training" for k in kinds].__getitem__, fp.hash_regions))
+    return HashSets(frozenset(fp.hashes), frozenset(architecture), frozenset(training))
+
+
+def compare_sources(
+    new: SourceFingerprint,
+    prior: SourceFingerprint,
+    policy: SimilarityPolicy,
+    *,
+    new_sets: HashSets | None = None,
+    prior_sets: HashSets | None = None,
+) -> _Comparison:
     """Containment both ways, and whether the new code brings functional training code."""
-    a, b = new.hash_set(), prior.hash_set()
-    shared = len(a & b)
-    new_in_prior, prior_in_new = containment(a, b), containment(b, a)
-    arch_a, arch_b = new.hash_set(["architecture"]), prior.hash_set(["architecture"])
-    arch_similarity = max(containment(arch_a, arch_b), containment(arch_b, arch_a))
+    mine = new_sets or hash_sets(new)
+    theirs = prior_sets or hash_sets(prior)
+    a, b = mine.all, theirs.all
+    common = a & b  # each intersection once: this runs for every candidate of every lookup
+    shared = len(common)
+    new_in_prior, prior_in_new = _share(shared, a), _share(shared, b)
+    arch_a, arch_b = mine.architecture, theirs.architecture
+    arch_shared = len(arch_a & arch_b)
+    arch_similarity = max(_share(arch_shared, arch_a), _share(arch_shared, arch_b))
     if new.architecture_sha256 == prior.architecture_sha256:
         arch_similarity = 1.0
     arch_reused = arch_similarity >= policy.architecture_threshold and (
-        len(arch_a & arch_b) >= policy.min_shared_fingerprints // 2 or arch_similarity == 1.0
+        arch_shared >= policy.min_shared_fingerprints // 2 or arch_similarity == 1.0
     )
-    train_a, train_b = new.hash_set(["training"]), prior.hash_set(["training"])
+    train_a, train_b = mine.training, theirs.training
     training_is_new = (
         new.training_sha256 != prior.training_sha256
         and containment(train_a, train_b) < policy.variant_training_max
@@ -194,16 +224,21 @@ def compare_sources(new: SourceFingerprint, prior: SourceFingerprint, policy: Si
         relation = "partial"
     else:
         relation = "unrelated"
-    return _Comparison(relation, shared, new_in_prior, prior_in_new, arch_similarity, training_is_new)
+    return _Comparison(relation, shared, new_in_prior, prior_in_new, arch_similarity, training_is_new, common)
 
 
-def _matched_regions(new: SourceFingerprint, prior: SourceFingerprint) -> tuple[RegionMatch, ...]:
-    pairs: Counter[tuple[int, int]] = Counter()
-    prior_index = {h: i for i, h in enumerate(prior.hashes)}
-    for value, region in zip(new.hashes, new.hash_regions, strict=True):
-        j = prior_index.get(value)
-        if j is not None:
-            pairs[(region, prior.hash_regions[j])] += 1
+def _share(count: int, whole: frozenset[int]) -> float:
+    """`containment` given the size of the intersection (0 for an empty set)."""
+    return count / len(whole) if whole else 0.0
+
+
+def _matched_regions(
+    new: SourceFingerprint, prior: SourceFingerprint, shared: frozenset[int]
+) -> tuple[RegionMatch, ...]:
+    new_region = dict(zip(new.hashes, new.hash_regions, strict=True))
+    prior_region = dict(zip(prior.hashes, prior.hash_regions, strict=True))
+    # Both maps iterate the same set object, so they stay in step (and run in C).
+    pairs = Counter(zip(map(new_region.__getitem__, shared), map(prior_region.__getitem__, shared), strict=True))
     out = []
     for (i, j), count in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_MATCHED_REGIONS]:
         n, p = new.regions[i], prior.regions[j]
@@ -221,9 +256,12 @@ def _score(
     policy: SimilarityPolicy,
     graph_sim: float | None = None,
     scored: bool = False,
+    new_sets: HashSets | None = None,
 ) -> CandidateScore:
-    c = compare_sources(new, prior, policy)
-    regions = _matched_regions(new, prior) if c.relation != "unrelated" else ()
+    mine = new_sets or hash_sets(new)
+    theirs = hash_sets(prior)
+    c = compare_sources(new, prior, policy, new_sets=mine, prior_sets=theirs)
+    regions = _matched_regions(new, prior, c.common) if c.relation != "unrelated" else ()
     return CandidateScore(
         submission_id=submission_id,
         hotkey=hotkey,
@@ -348,6 +386,7 @@ def decide_source(
 ) -> DuplicateReport:
     """The source check, run before the LLM review; `candidates` come from `find_candidates`."""
     ordered = sorted(candidates, key=lambda c: (c.created_at, c.submission_id))
+    mine = hash_sets(new)
     scores = [
         _score(
             new,
@@ -357,6 +396,7 @@ def decide_source(
             status=c.status,
             policy=policy,
             scored=c.scored,
+            new_sets=mine,
         )
         for c in ordered
     ]
@@ -395,13 +435,14 @@ def decide_graph(
     mine = graph_fingerprint(graph_hash, graph, adapter=adapter)
     ordered = sorted(priors, key=lambda p: (p.created_at, p.submission_id))
     scored: list[tuple[GraphPrior, CandidateScore]] = []
+    sets = hash_sets(source)
     for p in ordered:
         sim = 1.0 if p.graph.graph_hash == graph_hash else graph_similarity(mine, p.graph)
         widths = width_similarity(mine, p.graph)
         if p.source is not None:
             score = _score(
                 source, p.source, submission_id=p.submission_id, hotkey=p.hotkey, status=p.status,
-                policy=policy, graph_sim=sim,
+                policy=policy, graph_sim=sim, new_sets=sets,
             )  # fmt: skip
         else:
             score = CandidateScore(
