@@ -358,7 +358,7 @@ def find_candidates(
             fingerprint=SourceFingerprint.from_blob(row.data),
             scored=row.status == "completed" and bool(row.score_eligible),
         )
-        for row in session.execute(statement, params)
+        for row in session.connection().execute(statement, params)  # Core: no ORM work on the hot path
         if row.version == FINGERPRINT_VERSION
     ]
     out.sort(key=lambda c: (-c.band_hits, c.created_at, c.submission_id))

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
+from array import array
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from prism.intake.project import Project, ProjectConfig
-from prism.review.similarity import SourceFingerprint, containment, fingerprint_files, fingerprint_project
+from prism.review.similarity import (
+    SourceFingerprint,
+    assemble_fingerprint,
+    containment,
+    fingerprint_files,
+    fingerprint_project,
+)
 from prism.review.similarity.errors import FingerprintError, SimilarityError
 from tests.review.similarity_support import corpus, corpus_fingerprints, with_new_train_step
 from tests.review.variants import TRANSFORMS, obfuscate
@@ -119,6 +127,54 @@ def test_blob_round_trip_and_corruption() -> None:
     assert SourceFingerprint.from_blob(fp.to_blob()) == fp
     with pytest.raises(SimilarityError):
         SourceFingerprint.from_blob(b"\x01\x00")
+    with pytest.raises(SimilarityError):
+        SourceFingerprint.from_blob(fp.to_blob()[:-3])  # a truncated packed tail
+    with pytest.raises(SimilarityError):
+        SourceFingerprint.from_blob(fp.to_blob() + b"\x00")
+
+
+def _first_layout(fp: SourceFingerprint) -> bytes:
+    """The blob as stored before the packed tail: every MinHash value and band key in the JSON."""
+    header = json.dumps(
+        {
+            "version": fp.version,
+            "source_sha256": fp.source_sha256,
+            "normalized_sha256": fp.normalized_sha256,
+            "architecture_sha256": fp.architecture_sha256,
+            "training_sha256": fp.training_sha256,
+            "regions": [[r.kind, r.name, r.path, r.line, r.end_line, r.snippet_sha256] for r in fp.regions],
+            "minhash": list(fp.minhash),
+            "band_keys": list(fp.band_keys),
+        },
+        separators=(",", ":"),
+    ).encode("utf-8")
+    columns = [
+        array(code, values).tobytes()
+        for code, values in (("Q", fp.hashes), ("I", fp.hash_regions), ("I", fp.hash_lines))
+    ]
+    return b"".join([struct.pack("<II", len(header), len(fp.hashes)), header, *columns])
+
+
+def test_blobs_stored_in_the_first_layout_still_decode() -> None:
+    """Rows written before the packed tail are read as they are (same FINGERPRINT_VERSION)."""
+    for fp in corpus_fingerprints().values():
+        old = _first_layout(fp)
+        assert SourceFingerprint.from_blob(old) == fp
+        assert len(fp.to_blob()) < len(old)
+
+
+def test_an_empty_minhash_keeps_the_json_layout() -> None:
+    """A fingerprint with no values has a MinHash past 64 bits: it is stored in JSON, unpacked."""
+    empty = assemble_fingerprint(
+        regions=(),
+        region_hashes=[],
+        source_sha256="s",
+        normalized_sha256="n",
+        architecture_sha256="a",
+        training_sha256="t",
+    )
+    assert any(v >= 1 << 64 for v in empty.minhash)
+    assert SourceFingerprint.from_blob(empty.to_blob()) == empty
 
 
 def test_band_keys_fit_a_signed_bigint() -> None:

@@ -93,43 +93,50 @@ class SourceFingerprint:
         return None
 
     def to_blob(self) -> bytes:
-        header = json.dumps(
-            {
-                "version": self.version,
-                "source_sha256": self.source_sha256,
-                "normalized_sha256": self.normalized_sha256,
-                "architecture_sha256": self.architecture_sha256,
-                "training_sha256": self.training_sha256,
-                "regions": [[r.kind, r.name, r.path, r.line, r.end_line, r.snippet_sha256] for r in self.regions],
-                "minhash": list(self.minhash),
-                "band_keys": list(self.band_keys),
-            },
-            separators=(",", ":"),
-        ).encode("utf-8")
-        parts = [struct.pack("<II", len(header), len(self.hashes)), header]
-        for code, values in (("Q", self.hashes), ("I", self.hash_regions), ("I", self.hash_lines)):
-            arr = array(code, values)
-            if sys.byteorder == "big":
-                arr.byteswap()
-            parts.append(arr.tobytes())
+        """Header JSON, then the columns; the MinHash and band keys binary after them when they fit.
+
+        The first word is the header's length, its top bit set for that packed tail (parsing 64 big
+        integers out of JSON was a third of decoding a candidate). Blobs without it still decode.
+        """
+        packed = all(0 <= v < _U64 for v in self.minhash)
+        meta: dict[str, object] = {
+            "version": self.version,
+            "source_sha256": self.source_sha256,
+            "normalized_sha256": self.normalized_sha256,
+            "architecture_sha256": self.architecture_sha256,
+            "training_sha256": self.training_sha256,
+            "regions": [[r.kind, r.name, r.path, r.line, r.end_line, r.snippet_sha256] for r in self.regions],
+        }
+        if not packed:  # an empty MinHash holds a value past 64 bits
+            meta |= {"minhash": list(self.minhash), "band_keys": list(self.band_keys)}
+        header = json.dumps(meta, separators=(",", ":")).encode("utf-8")
+        parts = [struct.pack("<II", len(header) | (_PACKED if packed else 0), len(self.hashes)), header]
+        parts += [_pack("Q", self.hashes), _pack("I", self.hash_regions), _pack("I", self.hash_lines)]
+        if packed:
+            parts.append(struct.pack("<II", len(self.minhash), len(self.band_keys)))
+            parts += [_pack("Q", self.minhash), _pack("q", self.band_keys)]
         return b"".join(parts)
 
     @classmethod
     def from_blob(cls, blob: bytes) -> SourceFingerprint:
         try:
-            header_len, count = struct.unpack_from("<II", blob, 0)
+            first, count = struct.unpack_from("<II", blob, 0)
+            header_len = first & ~_PACKED
             offset = 8
-            meta = json.loads(blob[offset : offset + header_len])
+            # Decoded here, not by json (which sniffs the encoding): this runs per candidate per lookup.
+            meta = json.loads(blob[offset : offset + header_len].decode("utf-8"))
             offset += header_len
-            columns: list[tuple[int, ...]] = []
-            for code in ("Q", "I", "I"):
-                arr = array(code)
-                size = arr.itemsize * count
-                arr.frombytes(blob[offset : offset + size])
-                if sys.byteorder == "big":
-                    arr.byteswap()
-                offset += size
-                columns.append(tuple(arr))
+            hashes, offset = _unpack(blob, offset, "Q", count)
+            hash_regions, offset = _unpack(blob, offset, "I", count)
+            hash_lines, offset = _unpack(blob, offset, "I", count)
+            if first & _PACKED:
+                bins, keys = struct.unpack_from("<II", blob, offset)
+                minhash, offset = _unpack(blob, offset + 8, "Q", bins)
+                band_keys, offset = _unpack(blob, offset, "q", keys)
+            else:
+                minhash, band_keys = tuple(map(int, meta["minhash"])), tuple(map(int, meta["band_keys"]))
+            if offset != len(blob):
+                raise ValueError(f"{len(blob) - offset} bytes left over")
             return cls(
                 version=int(meta["version"]),
                 source_sha256=str(meta["source_sha256"]),
@@ -137,14 +144,36 @@ class SourceFingerprint:
                 architecture_sha256=str(meta["architecture_sha256"]),
                 training_sha256=str(meta["training_sha256"]),
                 regions=tuple(Region(k, n, p, int(a), int(b), s) for k, n, p, a, b, s in meta["regions"]),
-                hashes=columns[0],
-                hash_regions=columns[1],
-                hash_lines=columns[2],
-                minhash=tuple(int(v) for v in meta["minhash"]),
-                band_keys=tuple(int(v) for v in meta["band_keys"]),
+                hashes=hashes,
+                hash_regions=hash_regions,
+                hash_lines=hash_lines,
+                minhash=minhash,
+                band_keys=band_keys,
             )
         except (struct.error, ValueError, KeyError, TypeError) as exc:
             raise SimilarityError(f"stored fingerprint is corrupt: {exc}") from exc
+
+
+_PACKED = 0x8000_0000
+_U64 = 1 << 64
+
+
+def _pack(code: str, values: Sequence[int]) -> bytes:
+    arr = array(code, values)
+    if sys.byteorder == "big":
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def _unpack(blob: bytes, offset: int, code: str, count: int) -> tuple[tuple[int, ...], int]:
+    arr = array(code)
+    end = offset + arr.itemsize * count
+    if end > len(blob):
+        raise ValueError("truncated")
+    arr.frombytes(blob[offset:end])
+    if sys.byteorder == "big":
+        arr.byteswap()
+    return tuple(arr), end
 
 
 def containment(part: frozenset[int], whole: frozenset[int]) -> float:

@@ -29,10 +29,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _submissions() -> sa.Table:
-    return sa.table(
-        "submissions", sa.column("id", sa.String()), sa.column("created_at", prism.store.base.UtcDateTime())
-    )
+def _submissions() -> sa.TableClause:
+    created_at = sa.column("created_at", prism.store.base.UtcDateTime())
+    return sa.table("submissions", sa.column("id", sa.String()), created_at)
+
+
+def _microseconds(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def upgrade() -> None:
@@ -64,7 +67,7 @@ def upgrade() -> None:
                 [
                     {
                         "band_key": key,
-                        "created_us": (created - _EPOCH) // timedelta(microseconds=1),
+                        "created_us": _microseconds(created),
                         "submission_id": sid,
                     }
                     for key, sid, created in chunk
