@@ -89,10 +89,11 @@ def source_duplicates_step(ctx: StepContext) -> StepOutcome:
     def decide(session: Session) -> DuplicateReport:
         _backfill_priors(session, ctx)
         save_fingerprint(session, ctx.submission.id, fingerprint)
-        candidates = find_candidates(session, fingerprint, submission_id=ctx.submission.id)
-        decided = decide_source(
-            fingerprint, hotkey=ctx.submission.hotkey, candidates=candidates, policy=ctx.runtime_config.similarity
+        policy = ctx.runtime_config.similarity
+        candidates = find_candidates(
+            session, fingerprint, submission_id=ctx.submission.id, limit=policy.candidate_limit
         )
+        decided = decide_source(fingerprint, hotkey=ctx.submission.hotkey, candidates=candidates, policy=policy)
         save_report(session, ctx.submission.id, decided)
         return decided
 

@@ -1,11 +1,12 @@
 """Fingerprint tables and the candidate index for duplicate review.
 
-`similarity_bands` and `graph_bands` are inverted indexes from an LSH band key to the submissions
-having it: finding candidates reads the postings of the new submission's ~40 keys (an index range
-each), never the whole table. Each key's postings are read oldest first and capped, so a key that
-thousands of submissions share (a common idiom that escaped the boilerplate list) costs a bounded
-amount and still yields its first discoverers. Exact scoring then runs on at most `limit`
-candidates, with their fingerprints loaded in one query.
+`similarity_postings` and `graph_postings` are inverted indexes from an LSH band key to the
+submissions having it, keyed (band_key, created_us, submission_id): finding candidates reads the
+new submission's ~20-40 keys, each one primary-key range of prior art, oldest first, never the
+whole table and with no join per posting. Each key's range is capped, so a key that thousands of
+submissions share (a common idiom that escaped the boilerplate list, a popular model's forks)
+costs a bounded amount and still yields its first discoverers. Ranking and loading the best
+`limit` candidates happen in the same statement; exact scoring then runs on those alone.
 
 Prior art is decided here: every earlier submission whatever its status (failed, rejected and
 quarantined ones included: code is prior art by when it arrived, not by how its run ended), never

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from itertools import permutations
+from itertools import pairwise, permutations
 from typing import Any
 
 import pytest
 
 from prism.errors import ConfigError
 from prism.intake.project import Project
-from prism.review.similarity import fingerprint_project
-from prism.review.similarity.duplicates import DuplicateReport, GraphPrior, decide_graph, decide_source
+from prism.review.similarity import containment, fingerprint_project
+from prism.review.similarity.duplicates import (
+    DuplicateReport,
+    GraphPrior,
+    compare_sources,
+    decide_graph,
+    decide_source,
+    hash_sets,
+)
 from prism.review.similarity.graph import graph_fingerprint
 from prism.runtime_config import SimilarityPolicy, parse_runtime_config
 from tests.review.similarity_support import T0, candidate, corpus, corpus_fingerprints, graph_doc, with_new_train_step
@@ -279,3 +286,27 @@ def test_own_family_attaches_to_itself() -> None:
     prior = _prior(graph_doc("GPT", "wte"), "h1", hotkey="hk-a", source=src, owner="hk-a")
     report = decide_graph("h1", graph_doc("GPT", "wte"), hotkey="hk-a", source=src, priors=[prior], policy=POLICY)
     assert (report.outcome, report.reason_code) == ("attach", "duplicate.graph_own_family")
+
+
+def test_value_sets_built_once_are_the_fingerprints_own() -> None:
+    """`hash_sets` (built once per fingerprint per decision) is `hash_set` by part, and the scores
+    computed from it equal those of the plain containment of each pair."""
+    fps = corpus_fingerprints()
+    for fp in fps.values():
+        sets = hash_sets(fp)
+        assert sets.all == fp.hash_set()
+        assert sets.architecture == fp.hash_set(["architecture"])
+        assert sets.training == fp.hash_set(["training"])
+        assert all(fp.regions[sets.region_of[v]] == fp.locate(v)[0] for v in fp.hashes)  # type: ignore[index]
+    names = sorted(fps)
+    pairs = [(fps[a], fps[b]) for a, b in pairwise(names)]
+    pairs += [(fingerprint_project(obfuscate(corpus()[name], 3)), fps[name]) for name in names[:4]]
+    for new, prior in pairs:
+        compared = compare_sources(new, prior, POLICY)
+        x, y = new.hash_set(), prior.hash_set()
+        assert compared.shared == len(x & y)
+        assert compared.new_in_prior == containment(x, y) and compared.prior_in_new == containment(y, x)
+        arch_x, arch_y = new.hash_set(["architecture"]), prior.hash_set(["architecture"])
+        if new.architecture_sha256 != prior.architecture_sha256:
+            assert compared.architecture_similarity == max(containment(arch_x, arch_y), containment(arch_y, arch_x))
+    assert any(compare_sources(new, prior, POLICY).shared for new, prior in pairs)

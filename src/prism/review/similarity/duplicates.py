@@ -171,6 +171,7 @@ class HashSets:
     all: frozenset[int]
     architecture: frozenset[int]
     training: frozenset[int]
+    region_of: Mapping[int, int]  # value -> index of its (first) region
 
 
 def hash_sets(fp: SourceFingerprint) -> HashSets:
@@ -178,7 +179,8 @@ def hash_sets(fp: SourceFingerprint) -> HashSets:
     # map/compress run in C: this is on the lookup's hot path, once per candidate.
     architecture = compress(fp.hashes, map([k == "architecture" for k in kinds].__getitem__, fp.hash_regions))
     training = compress(fp.hashes, map([k == "training" for k in kinds].__getitem__, fp.hash_regions))
-    return HashSets(frozenset(fp.hashes), frozenset(architecture), frozenset(training))
+    region_of = dict(zip(fp.hashes, fp.hash_regions, strict=True))
+    return HashSets(frozenset(fp.hashes), frozenset(architecture), frozenset(training), region_of)
 
 
 def compare_sources(
@@ -233,12 +235,12 @@ def _share(count: int, whole: frozenset[int]) -> float:
 
 
 def _matched_regions(
-    new: SourceFingerprint, prior: SourceFingerprint, shared: frozenset[int]
+    new: SourceFingerprint, prior: SourceFingerprint, shared: frozenset[int], mine: HashSets, theirs: HashSets
 ) -> tuple[RegionMatch, ...]:
-    new_region = dict(zip(new.hashes, new.hash_regions, strict=True))
-    prior_region = dict(zip(prior.hashes, prior.hash_regions, strict=True))
     # Both maps iterate the same set object, so they stay in step (and run in C).
-    pairs = Counter(zip(map(new_region.__getitem__, shared), map(prior_region.__getitem__, shared), strict=True))
+    pairs = Counter(
+        zip(map(mine.region_of.__getitem__, shared), map(theirs.region_of.__getitem__, shared), strict=True)
+    )
     out = []
     for (i, j), count in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_MATCHED_REGIONS]:
         n, p = new.regions[i], prior.regions[j]
@@ -261,7 +263,7 @@ def _score(
     mine = new_sets or hash_sets(new)
     theirs = hash_sets(prior)
     c = compare_sources(new, prior, policy, new_sets=mine, prior_sets=theirs)
-    regions = _matched_regions(new, prior, c.common) if c.relation != "unrelated" else ()
+    regions = _matched_regions(new, prior, c.common, mine, theirs) if c.relation != "unrelated" else ()
     return CandidateScore(
         submission_id=submission_id,
         hotkey=hotkey,
