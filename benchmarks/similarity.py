@@ -39,14 +39,14 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert, select  # noqa: E402
+from sqlalchemy import insert, select, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 from tests.review.plagiarist import EDITS, plagiarize  # noqa: E402
 from tests.review.variants import load_corpus, obfuscate  # noqa: E402
@@ -376,88 +376,158 @@ def _rss_kb() -> int:
     return pages * resource.getpagesize() // 1024
 
 
+@dataclass
+class Lookups:
+    """The index side of one size: per query its CPU and wall time, outcome, and original recall."""
+
+    cpu_ms: list[float] = field(default_factory=list)
+    wall_ms: list[float] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)
+    found: dict[str, list[int]] = field(default_factory=dict)
+
+
+def lookup(
+    session: Session,
+    j: int,
+    query: Query,
+    built: Snapshots,
+    originals: dict[str, SourceFingerprint],
+    out: Lookups | None,
+) -> None:
+    """One lookup as in production: the new submission and its fingerprint are stored, then the
+    lookup runs with it as the bound of prior art; rolled back, so queries never see each other."""
+    with session.begin():
+        sid = f"query-{j:04d}"
+        session.add(Submission(
+            id=sid, hotkey="new-miner", status="running", archive_sha256=sid.ljust(64, "0"),
+            filename="model.zip", byte_size=1, epoch=0, created_at=T0 + timedelta(days=3650),
+        ))  # fmt: skip
+        session.flush()
+        save_fingerprint(session, sid, query.fingerprint)
+        wall, cpu = time.perf_counter(), time.process_time()
+        candidates = find_candidates(session, query.fingerprint, submission_id=sid, limit=POLICY.candidate_limit)
+        report = decide_source(query.fingerprint, hotkey="new-miner", candidates=candidates, policy=POLICY)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        session.rollback()
+    if out is None:
+        return
+    out.cpu_ms.append(cpu * 1000)
+    out.wall_ms.append(wall * 1000)
+    out.outcomes.append(report.outcome)
+    if query.name is not None and query.kind != "unrelated":
+        # Recall counts only what the decision needs: copies the original alone would flag.
+        original = Candidate(built.owner_ids[query.name], "owner", "completed", T0, 0, originals[query.name])
+        alone = decide_source(query.fingerprint, hotkey="new-miner", candidates=[original], policy=POLICY)
+        if alone.outcome in DETECTED:
+            counts = out.found.setdefault(query.kind, [0, 0])
+            counts[0] += any(c.submission_id == built.owner_ids[query.name] for c in candidates)
+            counts[1] += 1
+
+
 def scale(
     originals: dict[str, SourceFingerprint], projects: dict[str, Project], size: int, args: argparse.Namespace
 ) -> bool:
     url, path, built = _cached_database(args, originals, size)
     db_bytes = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))  # with -wal/-shm, if any
     queries = make_queries(originals, projects, built.popular, args.queries, args.seed)
-    engine = make_engine(url)
-    index_ms: list[float] = []
-    outcomes: list[str] = []
-    found: dict[str, list[int]] = {}
-    rss_before = _rss_kb()
-    with Session(engine) as session:
-        for j, query in enumerate([queries[0], *queries]):  # the first run warms the page cache like a worker
-            # As in production: the new submission and its fingerprint are stored, then the lookup
-            # runs with it as the bound of prior art; rolled back so queries never see each other.
-            with session.begin():
-                sid = f"query-{j:04d}"
-                session.add(Submission(
-                    id=sid, hotkey="new-miner", status="running", archive_sha256=sid.ljust(64, "0"),
-                    filename="model.zip", byte_size=1, epoch=0, created_at=T0 + timedelta(days=3650),
-                ))  # fmt: skip
-                session.flush()
-                save_fingerprint(session, sid, query.fingerprint)
-                started = time.process_time()
-                candidates = find_candidates(
-                    session, query.fingerprint, submission_id=sid, limit=POLICY.candidate_limit
-                )
-                report = decide_source(query.fingerprint, hotkey="new-miner", candidates=candidates, policy=POLICY)
-                elapsed = (time.process_time() - started) * 1000
-                session.rollback()
-            if j == 0:
-                continue
-            index_ms.append(elapsed)
-            outcomes.append(report.outcome)
-            if query.name is not None and query.kind != "unrelated":
-                # Recall counts only what the decision needs: copies the original alone would flag.
-                original = Candidate(built.owner_ids[query.name], "owner", "completed", T0, 0, originals[query.name])
-                alone = decide_source(query.fingerprint, hotkey="new-miner", candidates=[original], policy=POLICY)
-                if alone.outcome in DETECTED:
-                    hit = any(c.submission_id == built.owner_ids[query.name] for c in candidates)
-                    counts = found.setdefault(query.kind, [0, 0])
-                    counts[0] += hit
-                    counts[1] += 1
-    engine.dispose()
-    index_rss_kb = _rss_kb() - rss_before
     memory = load_in_memory(url)
+    engine = make_engine(url)
+    index = Lookups()
     scan_ms: list[float] = []
     agree_scan = agree_exact = 0
     disagreements: list[str] = []
-    for query, outcome in zip(queries, outcomes, strict=True):
-        started = time.process_time()
-        scanned, _ = linear_scan(query.fingerprint, memory, POLICY.candidate_limit)
-        scan_ms.append((time.process_time() - started) * 1000)
-        exact = exact_decision(query.fingerprint, memory)
-        agree_scan += scanned == outcome
-        agree_exact += exact == outcome
-        if exact != outcome:
-            disagreements.append(f"{query.kind} of {query.name}: index {outcome}, exact {exact}")
-    median_index, median_scan = statistics.median(index_ms), statistics.median(scan_ms)
+    rss_growth_kb = 0
+    with Session(engine) as session:
+        lookup(session, 0, queries[0], built, originals, None)  # warms the page cache like a running worker
+        # Interleaved, query by query: index, then scan, so drift on a shared machine hits both.
+        for j, query in enumerate(queries, start=1):
+            rss = _rss_kb()
+            lookup(session, j, query, built, originals, index)
+            rss_growth_kb += max(_rss_kb() - rss, 0)
+            started = time.process_time()
+            scanned, _ = linear_scan(query.fingerprint, memory, POLICY.candidate_limit)
+            scan_ms.append((time.process_time() - started) * 1000)
+            exact = exact_decision(query.fingerprint, memory)
+            outcome = index.outcomes[-1]
+            agree_scan += scanned == outcome
+            agree_exact += exact == outcome
+            if exact != outcome:
+                disagreements.append(f"{query.kind} of {query.name}: index {outcome}, exact {exact}")
+    engine.dispose()
+    median_index, median_scan = statistics.median(index.cpu_ms), statistics.median(scan_ms)
     n = len(memory.ids)
     print(
         f"  {size:>7} snapshots (+{len(originals)} originals, {FORK_SHARE:.0%} forks of {POPULAR} popular models; "
         f"{'cached database, built' if built.cached else 'built'} in {built.build_s:.0f} s wall): "
-        f"index lookup + decision median {median_index:.2f} ms CPU (p90 {_p90(index_ms):.2f}); "
+        f"index lookup + decision median {median_index:.2f} ms CPU (p90 {_p90(index.cpu_ms):.2f}); "
         f"in-memory scan + decision median {median_scan:.1f} ms CPU; ratio {median_scan / median_index:.1f}x "
         f"(issue 19 goal >= 100x at 100k)"
     )
-    recall = ", ".join(f"{kind} {hit}/{total}" for kind, (hit, total) in sorted(found.items()))
-    kinds = Counter(q.kind for q in queries)
+    ok = _agreement(queries, index, agree_exact, agree_scan, disagreements)
     print(
-        f"    queries {dict(sorted(kinds.items()))}; original among the candidates (queries the original "
-        f"alone flags): {recall}; decision agrees with the exact exhaustive decision {agree_exact}/{len(queries)}, "
-        f"with the in-memory top-{POLICY.candidate_limit} scan {agree_scan}/{len(queries)}"
+        f"    memory per snapshot: database {db_bytes / n:.0f} B on disk; the index holds nothing per snapshot "
+        f"in the process (resident growth over {len(queries)} lookups {rss_growth_kb} KB in all); in-memory "
+        f"baseline sets {_set_bytes(memory.sets) / n:.0f} B (+ {sum(map(len, memory.blobs)) / n:.0f} B of blobs)"
+    )
+    if args.postgres:
+        ok = postgres_lookups(args, originals, queries, size, memory) and ok
+    return ok
+
+
+def _agreement(
+    queries: list[Query], index: Lookups, agree_exact: int, agree_scan: int | None, disagreements: list[str]
+) -> bool:
+    recall = ", ".join(f"{kind} {hit}/{total}" for kind, (hit, total) in sorted(index.found.items()))
+    kinds = Counter(q.kind for q in queries)
+    scan = (
+        ""
+        if agree_scan is None
+        else f", with the in-memory top-{POLICY.candidate_limit} scan {agree_scan}/{len(queries)}"
     )
     print(
-        f"    memory per snapshot: database {db_bytes / n:.0f} B on disk, index process growth "
-        f"{max(index_rss_kb, 0) * 1024 / n:.1f} B (nothing per snapshot is held in memory); in-memory baseline "
-        f"sets {_set_bytes(memory.sets) / n:.0f} B (+ {sum(map(len, memory.blobs)) / n:.0f} B of blobs)"
+        f"    queries {dict(sorted(kinds.items()))}; original among the candidates (queries the original "
+        f"alone flags): {recall}; decision agrees with the exhaustive exact decision {agree_exact}/{len(queries)}"
+        f"{scan}"
     )
     for line in disagreements[:10]:
         print(f"    disagreement: {line}")
-    return not disagreements and all(hit == total for hit, total in found.values())
+    return not disagreements and all(hit == total for hit, total in index.found.values())
+
+
+def postgres_lookups(
+    args: argparse.Namespace, originals: dict[str, SourceFingerprint], queries: list[Query], size: int,
+    memory: InMemory,
+) -> bool:  # fmt: skip
+    """The same snapshots and lookups on PostgreSQL (a fresh schema): wall and client CPU, since the
+    server's CPU is not this process's; decisions checked against the same exhaustive reference."""
+    schema = f"prism_sim_{size}"
+    admin = make_engine(args.postgres)
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    sep = "&" if "?" in args.postgres else "?"
+    url = f"{args.postgres}{sep}options=-csearch_path%3D{schema}"
+    built = build_database(url, originals, size, args.seed)
+    engine = make_engine(url)
+    index = Lookups()
+    disagreements: list[str] = []
+    agree_exact = 0
+    with Session(engine) as session:
+        lookup(session, 0, queries[0], built, originals, None)
+        for j, query in enumerate(queries, start=1):
+            lookup(session, j, query, built, originals, index)
+            exact = exact_decision(query.fingerprint, memory)
+            agree_exact += exact == index.outcomes[-1]
+            if exact != index.outcomes[-1]:
+                disagreements.append(f"{query.kind} of {query.name}: index {index.outcomes[-1]}, exact {exact}")
+    engine.dispose()
+    print(
+        f"    PostgreSQL ({size} snapshots, built in {built.build_s:.0f} s wall): index lookup + decision median "
+        f"{statistics.median(index.wall_ms):.2f} ms wall (p90 {_p90(index.wall_ms):.2f}), "
+        f"{statistics.median(index.cpu_ms):.2f} ms client CPU"
+    )
+    return _agreement(queries, index, agree_exact, None, disagreements)
 
 
 def _p90(values: list[float]) -> float:
@@ -482,6 +552,9 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--scale-only", action="store_true", help="skip the recall and false-flag part")
+    parser.add_argument(
+        "--postgres", default="", help="also run the lookups on PostgreSQL at this URL (a schema per size is replaced)"
+    )
     args = parser.parse_args()
 
     projects = _corpus()

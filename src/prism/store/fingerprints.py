@@ -215,7 +215,7 @@ class _Before:
 def _before(session: Session, submission_id: str | None) -> _Before | None:
     if submission_id is None:
         return None
-    created = session.execute(select(Submission.created_at).where(Submission.id == submission_id)).scalar()
+    created = session.connection().execute(select(Submission.created_at).where(Submission.id == submission_id)).scalar()
     return _Before(submission_id, None if created is None else microseconds(created))
 
 
@@ -235,13 +235,21 @@ def _prior_filters(before: _Before | None) -> list[ColumnElement[bool]]:
     return filters
 
 
-def _postings(table: str, keys: int, bounded: bool) -> list[str]:
+def _postings(table: str, keys: int | None, bounded: bool) -> list[str]:
     """Per key, its oldest `:cap` postings of prior art, as `(submission_id, w)` parts of a UNION ALL.
 
-    Each part is one range of the table's primary key (band_key, created_us, submission_id), read
-    in order and stopped at the cap: its cost is bounded by keys x cap whatever the table holds.
+    Each key is one range of the table's primary key (band_key, created_us, submission_id), read in
+    order and stopped at the cap: the cost is bounded by keys x cap whatever the table holds. With
+    `keys` None (PostgreSQL) one LATERAL part over an array of keys: one statement shape for every
+    key count, which the server plans once per connection instead of once per lookup.
     """
     bound = " AND (created_us, submission_id) < (:before_us, :before_id)" if bounded else ""
+    if keys is None:
+        return [
+            "SELECT p.submission_id, 1 AS w FROM unnest(CAST(:keys AS BIGINT[])) AS k(key) "  # noqa: S608
+            f"CROSS JOIN LATERAL (SELECT submission_id FROM {table} WHERE band_key = k.key{bound} "
+            "ORDER BY created_us, submission_id LIMIT :cap) AS p"
+        ]
     return [
         # Only constants and counters are formatted in (S608): every value is a bound parameter.
         f"SELECT submission_id, 1 AS w FROM (SELECT submission_id FROM {table} WHERE band_key = :k{i}{bound} "  # noqa: S608
@@ -256,11 +264,11 @@ _PRIOR_SQL = (
 
 
 @lru_cache(maxsize=512)
-def _candidates_sql(keys: int, bounded: bool, exclude_hotkey: bool) -> TextualSelect:
+def _candidates_sql(keys: int | None, bounded: bool, exclude_hotkey: bool) -> TextualSelect:
     """The whole source lookup in one statement: postings, the exact digest, ranking, the rows.
 
-    Cached per shape (key count, bound, hotkey filter), so neither SQLAlchemy nor the database
-    parses it again. An exact normalized match weighs more than every band together, as before.
+    Cached per shape (key count or None for an array of keys, bound, hotkey filter), so
+    SQLAlchemy does not compile it again. An exact normalized match weighs more than every band together, as before.
     """
     prior = _PRIOR_SQL if bounded else ""
     exact = (
@@ -299,7 +307,7 @@ def _candidates_sql(keys: int, bounded: bool, exclude_hotkey: bool) -> TextualSe
 
 
 @lru_cache(maxsize=256)
-def _postings_sql(table: str, keys: int, bounded: bool) -> TextClause:
+def _postings_sql(table: str, keys: int | None, bounded: bool) -> TextClause:
     return text(" UNION ALL ".join(_postings(table, keys, bounded)))
 
 
@@ -308,16 +316,23 @@ def _band_hits(session: Session, table: Table, keys: Sequence[int], before: _Bef
     unique = sorted(set(keys))
     if not unique:
         return Counter()
-    params = _lookup_params(unique, before, cap)
-    rows = session.execute(_postings_sql(table.name, len(unique), "before_us" in params), params)
+    lateral = _lateral(session)
+    params = _lookup_params(unique, before, cap, lateral=lateral)
+    statement = _postings_sql(table.name, None if lateral else len(unique), "before_us" in params)
+    rows = session.execute(statement, params)
     hits = Counter(str(row[0]) for row in rows)
     if before is not None:
         hits.pop(before.submission_id, None)
     return hits
 
 
-def _lookup_params(keys: Sequence[int], before: _Before | None, cap: int) -> dict[str, Any]:
-    params: dict[str, Any] = {f"k{i}": key for i, key in enumerate(keys)}
+def _lateral(session: Session) -> bool:
+    """Whether keys go in as one array (PostgreSQL) rather than one parameter each (SQLite)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _lookup_params(keys: Sequence[int], before: _Before | None, cap: int, *, lateral: bool) -> dict[str, Any]:
+    params: dict[str, Any] = {"keys": list(keys)} if lateral else {f"k{i}": key for i, key in enumerate(keys)}
     params["cap"] = cap
     params["self"] = before.submission_id if before is not None else ""
     if before is not None and before.created_us is not None:
@@ -344,11 +359,12 @@ def find_candidates(
     """
     before = _before(session, submission_id)
     keys = sorted(set(fp.band_keys))
-    params = _lookup_params(keys, before, posting_cap)
+    lateral = _lateral(session)
+    params = _lookup_params(keys, before, posting_cap, lateral=lateral)
     params |= {"exact": len(fp.band_keys) + 1, "normalized": fp.normalized_sha256, "limit": limit}
     if exclude_hotkey is not None:
         params["exclude_hotkey"] = exclude_hotkey
-    statement = _candidates_sql(len(keys), "before_us" in params, exclude_hotkey is not None)
+    statement = _candidates_sql(None if lateral else len(keys), "before_us" in params, exclude_hotkey is not None)
     out = [
         Candidate(
             submission_id=row.submission_id,

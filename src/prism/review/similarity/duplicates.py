@@ -171,7 +171,6 @@ class HashSets:
     all: frozenset[int]
     architecture: frozenset[int]
     training: frozenset[int]
-    region_of: Mapping[int, int]  # value -> index of its (first) region
 
 
 def hash_sets(fp: SourceFingerprint) -> HashSets:
@@ -179,8 +178,7 @@ def hash_sets(fp: SourceFingerprint) -> HashSets:
     # map/compress run in C: this is on the lookup's hot path, once per candidate.
     architecture = compress(fp.hashes, map([k == "architecture" for k in kinds].__getitem__, fp.hash_regions))
     training = compress(fp.hashes, map([k == "training" for k in kinds].__getitem__, fp.hash_regions))
-    region_of = dict(zip(fp.hashes, fp.hash_regions, strict=True))
-    return HashSets(frozenset(fp.hashes), frozenset(architecture), frozenset(training), region_of)
+    return HashSets(frozenset(fp.hashes), frozenset(architecture), frozenset(training))
 
 
 def compare_sources(
@@ -234,13 +232,17 @@ def _share(count: int, whole: frozenset[int]) -> float:
     return count / len(whole) if whole else 0.0
 
 
+def _region_of(fp: SourceFingerprint) -> dict[int, int]:
+    """Each value's (first) region index."""
+    return dict(zip(fp.hashes, fp.hash_regions, strict=True))
+
+
 def _matched_regions(
-    new: SourceFingerprint, prior: SourceFingerprint, shared: frozenset[int], mine: HashSets, theirs: HashSets
+    new: SourceFingerprint, prior: SourceFingerprint, shared: frozenset[int], new_region: Mapping[int, int]
 ) -> tuple[RegionMatch, ...]:
+    prior_region = _region_of(prior)
     # Both maps iterate the same set object, so they stay in step (and run in C).
-    pairs = Counter(
-        zip(map(mine.region_of.__getitem__, shared), map(theirs.region_of.__getitem__, shared), strict=True)
-    )
+    pairs = Counter(zip(map(new_region.__getitem__, shared), map(prior_region.__getitem__, shared), strict=True))
     out = []
     for (i, j), count in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_MATCHED_REGIONS]:
         n, p = new.regions[i], prior.regions[j]
@@ -259,11 +261,15 @@ def _score(
     graph_sim: float | None = None,
     scored: bool = False,
     new_sets: HashSets | None = None,
+    new_region: Mapping[int, int] | None = None,  # the new fingerprint's value -> region, built once
 ) -> CandidateScore:
     mine = new_sets or hash_sets(new)
     theirs = hash_sets(prior)
     c = compare_sources(new, prior, policy, new_sets=mine, prior_sets=theirs)
-    regions = _matched_regions(new, prior, c.common, mine, theirs) if c.relation != "unrelated" else ()
+    if c.relation == "unrelated":
+        regions: tuple[RegionMatch, ...] = ()
+    else:
+        regions = _matched_regions(new, prior, c.common, new_region or _region_of(new))
     return CandidateScore(
         submission_id=submission_id,
         hotkey=hotkey,
@@ -388,7 +394,7 @@ def decide_source(
 ) -> DuplicateReport:
     """The source check, run before the LLM review; `candidates` come from `find_candidates`."""
     ordered = sorted(candidates, key=lambda c: (c.created_at, c.submission_id))
-    mine = hash_sets(new)
+    mine, region = hash_sets(new), _region_of(new)
     scores = [
         _score(
             new,
@@ -399,6 +405,7 @@ def decide_source(
             policy=policy,
             scored=c.scored,
             new_sets=mine,
+            new_region=region,
         )
         for c in ordered
     ]
