@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, event, select, update
 from sqlalchemy.orm import Session
 
 from prism.intake.project import Project
@@ -18,11 +18,13 @@ from prism.runtime_config import SimilarityPolicy
 from prism.store.base import Base
 from prism.store.db import make_engine
 from prism.store.fingerprints import (
+    SimilarityBand,
     SourceFingerprintRow,
     find_candidates,
     find_graph_priors,
     load_fingerprint,
     load_reports,
+    microseconds,
     save_fingerprint,
     save_fingerprint_once,
     save_fingerprints_bulk,
@@ -106,6 +108,35 @@ def test_candidates_are_prior_art_only(engine: Engine) -> None:
         } & {"orig"}
         assert {c.submission_id for c in find_candidates(session, target)} >= {"orig", "quar", "new", "later"}
         assert len(find_candidates(session, target, limit=2)) == 2
+
+
+def test_prior_art_bound_is_arrival_then_id_on_both_lookup_paths(engine: Engine) -> None:
+    """Band postings and the exact digest use one rule: created earlier, or at the same microsecond
+    with a smaller id; a submission the table does not know excludes only itself."""
+    fps = corpus_fingerprints()
+    target = fps["gpt_mini"]
+    with Session(engine) as session, session.begin():
+        for sid in ("tie-a", "tie-b", "tie-c"):
+            _stored(session, sid, f"hk-{sid}", target, minute=5)
+        _stored(session, "early", "hk-e", target, minute=1)
+        for posting_cap in (64, 1):
+            found = [
+                c.submission_id
+                for c in find_candidates(session, target, submission_id="tie-b", posting_cap=posting_cap)
+            ]
+            assert sorted(found) == ["early", "tie-a"], posting_cap
+        created = session.get(Submission, "tie-b").created_at  # type: ignore[union-attr]
+        given = find_candidates(session, target, submission_id="tie-b", created_at=created)
+        assert sorted(c.submission_id for c in given) == ["early", "tie-a"]  # the caller's row, same bound
+        # The arrival is what postings are ordered and bounded by: the same microsecond as tie-b.
+        arrival = (
+            session.execute(select(SimilarityBand.created_us).where(SimilarityBand.submission_id == "tie-b"))
+            .scalars()
+            .all()
+        )
+        assert set(arrival) == {microseconds(created)}
+        unknown = {c.submission_id for c in find_candidates(session, target, submission_id="not-stored")}
+        assert unknown == {"early", "tie-a", "tie-b", "tie-c"}
 
 
 def test_a_miner_resubmitting_after_its_own_failure_is_not_a_duplicate(engine: Engine) -> None:

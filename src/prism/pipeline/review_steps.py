@@ -91,7 +91,11 @@ def source_duplicates_step(ctx: StepContext) -> StepOutcome:
         save_fingerprint(session, ctx.submission.id, fingerprint)
         policy = ctx.runtime_config.similarity
         candidates = find_candidates(
-            session, fingerprint, submission_id=ctx.submission.id, limit=policy.candidate_limit
+            session,
+            fingerprint,
+            submission_id=ctx.submission.id,
+            created_at=ctx.submission.created_at,
+            limit=policy.candidate_limit,
         )
         decided = decide_source(fingerprint, hotkey=ctx.submission.hotkey, candidates=candidates, policy=policy)
         save_report(session, ctx.submission.id, decided)

@@ -212,11 +212,15 @@ class _Before:
     created_us: int | None
 
 
-def _before(session: Session, submission_id: str | None) -> _Before | None:
+_ARRIVAL = text("SELECT created_at FROM submissions WHERE id = :id").columns(column("created_at", UtcDateTime()))
+
+
+def _before(session: Session, submission_id: str | None, created_at: datetime | None = None) -> _Before | None:
     if submission_id is None:
         return None
-    created = session.connection().execute(select(Submission.created_at).where(Submission.id == submission_id)).scalar()
-    return _Before(submission_id, None if created is None else microseconds(created))
+    if created_at is None:  # one prebuilt statement: nothing to construct or compile per lookup
+        created_at = session.connection().execute(_ARRIVAL, {"id": submission_id}).scalar()
+    return _Before(submission_id, None if created_at is None else microseconds(created_at))
 
 
 def _prior_filters(before: _Before | None) -> list[ColumnElement[bool]]:
@@ -346,6 +350,7 @@ def find_candidates(
     fp: SourceFingerprint,
     *,
     submission_id: str | None = None,
+    created_at: datetime | None = None,
     exclude_hotkey: str | None = None,
     limit: int = 20,
     posting_cap: int = DEFAULT_POSTING_CAP,
@@ -354,10 +359,11 @@ def find_candidates(
 
     Two statements: the new submission's arrival, then one that reads each band key's oldest
     `posting_cap` prior postings and the exact-digest matches, ranks them by band hits and returns
-    the best `limit` with their fingerprints. `exclude_hotkey` drops that hotkey's submissions
+    the best `limit` with their fingerprints. `created_at` is the named submission's, when the
+    caller has it (saves the first statement). `exclude_hotkey` drops that hotkey's submissions
     from the ranking (its postings still count towards a key's cap).
     """
-    before = _before(session, submission_id)
+    before = _before(session, submission_id, created_at)
     keys = sorted(set(fp.band_keys))
     lateral = _lateral(session)
     params = _lookup_params(keys, before, posting_cap, lateral=lateral)
