@@ -30,7 +30,7 @@ from itertools import compress
 from typing import Any, Literal
 
 from prism.evidence import Evidence, evidence_from_json, evidence_to_json
-from prism.review.similarity.fingerprint import SourceFingerprint, containment
+from prism.review.similarity.fingerprint import SourceFingerprint
 from prism.review.similarity.graph import (
     WIDTH_NEAR,
     GraphAdapter,
@@ -174,11 +174,17 @@ class HashSets:
 
 
 def hash_sets(fp: SourceFingerprint) -> HashSets:
+    values, architecture, training = _parts(fp)
+    return HashSets(frozenset(values), frozenset(architecture), frozenset(training))
+
+
+def _parts(fp: SourceFingerprint) -> tuple[Sequence[int], list[int], list[int]]:
+    """All values (unique), the architecture's and the training code's, as plain sequences."""
     kinds = [r.kind for r in fp.regions]
     # map/compress run in C: this is on the lookup's hot path, once per candidate.
-    architecture = compress(fp.hashes, map([k == "architecture" for k in kinds].__getitem__, fp.hash_regions))
-    training = compress(fp.hashes, map([k == "training" for k in kinds].__getitem__, fp.hash_regions))
-    return HashSets(frozenset(fp.hashes), frozenset(architecture), frozenset(training))
+    architecture = list(compress(fp.hashes, map([k == "architecture" for k in kinds].__getitem__, fp.hash_regions)))
+    training = list(compress(fp.hashes, map([k == "training" for k in kinds].__getitem__, fp.hash_regions)))
+    return fp.hashes, architecture, training
 
 
 def compare_sources(
@@ -189,26 +195,30 @@ def compare_sources(
     new_sets: HashSets | None = None,
     prior_sets: HashSets | None = None,
 ) -> _Comparison:
-    """Containment both ways, and whether the new code brings functional training code."""
+    """Containment both ways, and whether the new code brings functional training code.
+
+    The new side is a set (built once per decision); the prior's side is only iterated, so no set
+    is built per candidate. A fingerprint's values are unique, so their count is the set's size.
+    """
     mine = new_sets or hash_sets(new)
-    theirs = prior_sets or hash_sets(prior)
-    a, b = mine.all, theirs.all
-    common = a & b  # each intersection once: this runs for every candidate of every lookup
+    b, arch_b, train_b = (prior_sets.all, prior_sets.architecture, prior_sets.training) if prior_sets else _parts(prior)
+    a = mine.all
+    common = a.intersection(b)  # each intersection once: this runs for every candidate of every lookup
     shared = len(common)
-    new_in_prior, prior_in_new = _share(shared, a), _share(shared, b)
-    arch_a, arch_b = mine.architecture, theirs.architecture
-    arch_shared = len(arch_a & arch_b)
-    arch_similarity = max(_share(arch_shared, arch_a), _share(arch_shared, arch_b))
+    new_in_prior, prior_in_new = _share(shared, len(a)), _share(shared, len(b))
+    arch_a = mine.architecture
+    arch_shared = len(arch_a.intersection(arch_b))
+    arch_similarity = max(_share(arch_shared, len(arch_a)), _share(arch_shared, len(arch_b)))
     if new.architecture_sha256 == prior.architecture_sha256:
         arch_similarity = 1.0
     arch_reused = arch_similarity >= policy.architecture_threshold and (
         arch_shared >= policy.min_shared_fingerprints // 2 or arch_similarity == 1.0
     )
-    train_a, train_b = mine.training, theirs.training
+    train_a = mine.training
     training_is_new = (
         new.training_sha256 != prior.training_sha256
-        and containment(train_a, train_b) < policy.variant_training_max
-        and len(train_a - b) >= policy.min_new_training_fingerprints
+        and _share(len(train_a.intersection(train_b)), len(train_a)) < policy.variant_training_max
+        and len(train_a.difference(b)) >= policy.min_new_training_fingerprints
     )
     near = max(new_in_prior, prior_in_new) >= policy.quarantine_threshold and shared >= policy.min_shared_fingerprints
     relation: Relation
@@ -227,9 +237,9 @@ def compare_sources(
     return _Comparison(relation, shared, new_in_prior, prior_in_new, arch_similarity, training_is_new, common)
 
 
-def _share(count: int, whole: frozenset[int]) -> float:
-    """`containment` given the size of the intersection (0 for an empty set)."""
-    return count / len(whole) if whole else 0.0
+def _share(count: int, size: int) -> float:
+    """`containment` given the sizes of the intersection and the part (0 for an empty part)."""
+    return count / size if size else 0.0
 
 
 def _region_of(fp: SourceFingerprint) -> dict[int, int]:
@@ -263,9 +273,7 @@ def _score(
     new_sets: HashSets | None = None,
     new_region: Mapping[int, int] | None = None,  # the new fingerprint's value -> region, built once
 ) -> CandidateScore:
-    mine = new_sets or hash_sets(new)
-    theirs = hash_sets(prior)
-    c = compare_sources(new, prior, policy, new_sets=mine, prior_sets=theirs)
+    c = compare_sources(new, prior, policy, new_sets=new_sets)
     if c.relation == "unrelated":
         regions: tuple[RegionMatch, ...] = ()
     else:
