@@ -1,6 +1,7 @@
 """Duplicate review benchmark: recall and false flags on a plagiarism corpus, lookup at scale.
 
-    .venv/bin/python benchmarks/similarity.py [--sizes 1000,10000,100000] [--variants 10] [--combos 8]
+    .venv/bin/python benchmarks/similarity.py [--sizes 1000,10000,100000] [--cache-dir DIR]
+        [--scale-only] [--postgres postgresql+psycopg://...] [--variants 10] [--combos 8]
 
 1. Recall, per copier (each copy decided against its original from another hotkey; detected =
    quarantine or reject):
@@ -16,14 +17,19 @@
 3. Scale (issue 19): N snapshots in a real SQLite file through `save_fingerprints_bulk`, with
    families: 30% are forks of a few popular corpus models (Zipf-weighted; each fork keeps 70-95%
    of its base's fingerprints), the rest independent programs sharing idioms; the corpus originals
-   are inserted at random times among them, each before its own forks, not all first. For copies
-   of corpus models (and unrelated programs) it times `find_candidates` + `decide_source`
-   (median, CPU), then the baseline in the same run: a linear scan over every snapshot's hash set
-   held in memory (containment both ways, best `candidate_limit`, the same decision). Prints the
-   ratio, whether the copied original was among the candidates, and memory per snapshot (the
-   database file, and the baseline's in-memory sets, both divided by N).
+   arrive at random times among them, each before its own forks, not all first. `--cache-dir`
+   keeps each size's database (100k builds in minutes) and reuses it while the synthesis is the
+   same. Queries (copies, new forks, exact resubmissions, unrelated programs) are stored and looked
+   up as the pipeline does (`find_candidates` + `decide_source`, CPU), interleaved query by query
+   with the baseline: a linear scan over every snapshot's hash set held in memory (containment
+   both ways, best `candidate_limit`, the same decision). Prints the ratio (and the candidate
+   search alone), whether the original was among the candidates when the original alone would
+   flag the query, how often the decision equals the exhaustive one (every prior sharing a value
+   or digest, no band, cap or limit), and memory per snapshot. `--postgres` repeats the lookups on
+   PostgreSQL (wall time and client CPU).
 
-Exits 1 when a recall or false-flag target is missed. Not a test: numbers depend on the machine.
+Exits 1 when a recall, false-flag, agreement or original-recall target is missed. Not a test:
+numbers depend on the machine.
 """
 
 from __future__ import annotations
