@@ -225,6 +225,7 @@ def _ready(model: ModelProcess, timeout: float) -> dict[str, Any]:
 def run_phase(spec: PhaseSpec, *, data: Path, submission: Path, artifacts: Path, job_dir: Path) -> PhaseReport:
     from prism.evaluation import phases
 
+    data = phases.data_dir_for(spec, data=data, job_dir=job_dir)  # and so among the forbidden paths below
     started = time.monotonic()
     deadline = started + spec.wall_clock_seconds + spec.grace_seconds
     forbidden = (data, artifacts, job_dir)
