@@ -22,6 +22,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from prism.api.challenge import _datasheet
 from prism.config import Settings
 from prism.evaluation import phases, platform_data
 from prism.evaluation.data import LockedDataset, load_locked_dataset
@@ -195,6 +196,16 @@ def test_platforms_split_volumes_are_locked_with_the_manifest_given_apart(
     monkeypatch.delenv("PRISM_DATASET_MANIFEST")
     with pytest.raises(DatasetError, match="PRISM_DATASET_MANIFEST"):
         locked_dataset(Settings(data_dir=tmp_path / "data"))
+
+
+def test_miners_see_platforms_datasheet_not_the_fixtures(
+    staged: Path, volumes: dict[str, Path], tmp_path: Path
+) -> None:
+    sheet = _datasheet(_platform_settings(staged, volumes, tmp_path / "data"))  # GET /v1/challenge's `data`
+    assert sheet.public_fixture is False
+    assert sheet.revision == platform_data.FINEWEB_EDU_PIN
+    assert sheet.name == locked_dataset(_platform_settings(staged, volumes, tmp_path / "data")).manifest.datasheet.name
+    assert _datasheet(Settings(data_dir=tmp_path / "data", dataset_dir=staged)).revision == sheet.revision
 
 
 def test_a_dataset_locked_before_the_manifest_was_kept_gains_it(staged: Path, tmp_path: Path) -> None:

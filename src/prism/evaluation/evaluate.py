@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from prism.config import Settings
 from prism.errors import PrismError
-from prism.evaluation.data import LockedDataset, ensure_fixture_dataset, load_locked_dataset
+from prism.evaluation.data import MANIFEST_NAME, LockedDataset, ensure_fixture_dataset, load_locked_dataset
 from prism.evaluation.errors import DatasetError, EvaluationRejected, MinerCodeFailed
 from prism.evaluation.jobs import Mode, make_job
 from prism.evaluation.manifest import ValidationReport, build_manifest, validate_manifest
@@ -71,6 +71,15 @@ class EvaluationOutcome:
             validation=ValidationReport.from_json(validation) if validation else None,
             unreviewed=bool(data.get("unreviewed", False)),
         )
+
+
+def platform_manifest_path(settings: Settings) -> Path | None:
+    """Platform's MANIFEST.json where the configured data are Platform's locked splits, else None."""
+    if settings.dataset_manifest is not None:
+        return settings.dataset_manifest
+    if settings.dataset_dir is not None and is_platform_layout(settings.dataset_dir):
+        return settings.dataset_dir / MANIFEST_NAME
+    return None
 
 
 def locked_dataset(settings: Settings) -> LockedDataset:

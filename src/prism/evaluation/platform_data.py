@@ -260,7 +260,15 @@ def lock_platform_dataset(
             written.append(_write_shard(out, split, written, buffer))
         if not any(s.split == split for s in written):
             raise DatasetError(f"Platform's {source_split} split holds no documents")
-    sheet = Datasheet(
+    sheet = platform_datasheet(parsed)
+    (out / MANIFEST_NAME).write_bytes(DatasetManifest(datasheet=sheet, shards=tuple(written)).encode())
+    _keep_source(out, source)
+    return load_locked_dataset(out)
+
+
+def platform_datasheet(parsed: PlatformManifest) -> Datasheet:
+    """The datasheet of the PRISM dataset locked from `parsed` (part of its fingerprint)."""
+    return Datasheet(
         name=f"{parsed.name} (Platform locked splits)",
         source=f"{parsed.name}@{parsed.pin_sha}",
         revision=parsed.pin_sha,
@@ -271,9 +279,6 @@ def lock_platform_dataset(
         ),
         license=parsed.license,
     )
-    (out / MANIFEST_NAME).write_bytes(DatasetManifest(datasheet=sheet, shards=tuple(written)).encode())
-    _keep_source(out, source)
-    return load_locked_dataset(out)
 
 
 def _keep_source(out: Path, source: bytes) -> None:
