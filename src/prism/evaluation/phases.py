@@ -201,7 +201,10 @@ def train(
     started: float,
     replica_process: ModelProcess,
 ) -> dict[str, Any]:
+    loading = time.monotonic()
     data = load_split(data_dir, spec.shards, spec.source_shards)
+    # The recorder's reading (from Platform's mount, parsing too) while the model waits is not its time.
+    loading = time.monotonic() - loading
     tokens_per_step = spec.batch_size * spec.seq_len
     windows = (data.numel() - 1) // spec.seq_len
     budget_steps = spec.token_budget // tokens_per_step
@@ -210,7 +213,7 @@ def train(
         raise _infra(f"the train split ({data.numel()} bytes) or the token budget holds less than one batch")
     stopped_reason = "token_budget" if steps == budget_steps else "data_exhausted"
     order = torch.randperm(windows, generator=torch.Generator().manual_seed(spec.data_order_seed))
-    wall_deadline = started + spec.wall_clock_seconds
+    wall_deadline = started + loading + spec.wall_clock_seconds
     hard_deadline = wall_deadline + spec.grace_seconds
     chosen = replay.plan(spec.probe_seed, "train", steps, spec.replay_fraction)
     gen = torch.Generator().manual_seed(spec.probe_seed + 1)
