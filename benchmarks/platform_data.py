@@ -28,30 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.platform.locked_layout import WORDS
+
 from prism.evaluation import phases
 from prism.evaluation.phase import ShardRef
 from prism.evaluation.platform_data import FINEWEB_EDU_PIN, lock_platform_dataset, platform_source
 
-WORDS = [
-    "the",
-    "model",
-    "learns",
-    "which",
-    "byte",
-    "comes",
-    "next",
-    "from",
-    "what",
-    "came",
-    "before",
-    "and",
-    "is",
-    "scored",
-    "in",
-    "bits",
-    "per",
-    "byte",
-]
 EXTRA = ["naïve", "café", "Zürich", "—", "→", "数据", "µs"]
 
 
