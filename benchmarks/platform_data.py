@@ -47,7 +47,7 @@ def _write_layout(root: Path, megabytes: int) -> None:
             lines, size = [], 0
             while size < 16 * 1024**2 and target - size > 0:
                 words = rng.choices(
-                    WORDS + EXTRA, weights=[20] * len(WORDS) + [1] * len(EXTRA), k=rng.randint(150, 900)
+                    [*WORDS, *EXTRA], weights=[20] * len(WORDS) + [1] * len(EXTRA), k=rng.randint(150, 900)
                 )
                 line = json.dumps({"id": f"{split}-{index}-{len(lines)}", "text": " ".join(words)})
                 lines.append(line)
