@@ -310,11 +310,14 @@ def _train_data(job: EvaluationJob, sandbox: Sandbox) -> tuple[Path | None, Phas
     manifest, nothing is staged: the spec lists Platform's shards, each with its size and sha256,
     and the recorder builds the tokens from them there, checked against the locked shards.
     """
-    shards = tuple(ShardRef(path=s.path, sha256=s.sha256, size=s.size) for s in job.dataset.manifest.split("train"))
     mount = getattr(sandbox, "train_mount", None)
     source = platform_source(job.dataset) if mount else None
     if mount and source is not None:
-        sources = tuple(ShardRef(path=s.name, sha256=s.sha256, size=s.size) for s in source.splits["train"])
+        listed = source.splits.get("train", ())
+        if not listed:
+            raise DatasetError(f"the Platform manifest of dataset {job.dataset.fingerprint[:12]} lists no train shards")
+        sources = tuple(ShardRef(path=s.name, sha256=s.sha256, size=s.size) for s in listed)
+        shards = tuple(ShardRef(path=s.path, sha256=s.sha256, size=s.size) for s in job.dataset.manifest.split("train"))
         spec = phase_spec(job, "train", shards, data_source=DATA_MOUNTED, mount_dir=mount, source_shards=sources)
         return None, spec
     data_dir, staged = _stage(job, "train", "train")
