@@ -249,7 +249,8 @@ class Progress:
         now = time.monotonic()
         running = view.get("running_stage")
         key = (view["status"], running, view.get("queue_position"))
-        if key != self.key:
+        changed = key != self.key
+        if changed:
             self.key, self.since, self.last_tick = key, now, now
             if view["status"] == "pending":
                 where = f"queue position {view['queue_position']}" if view.get("queue_position") else "queued"
@@ -260,7 +261,7 @@ class Progress:
                 self.echo(f"  {view['status']:<11} {view.get('reason_code') or ''}")
         if running == "train" and self._live_points():
             self.last_tick = now
-        elif view["status"] in WAITING and now - self.last_tick >= self.tick_seconds:
+        elif not changed and view["status"] in WAITING and now - self.last_tick >= self.tick_seconds:
             self.last_tick = now
             self.echo(f"  {view['status']:<11} {running or ''}  still at it after {_elapsed(now - self.since)}")
         self._curve(view)
