@@ -120,14 +120,12 @@ class ProgressEmitter:
         self.stream.flush()
 
 
-def _as_int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53 else None
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
 
 
-def _as_float(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        return None
-    return float(value)
+def _is_figure(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 def parse_progress_line(key: bytes, phase: str, line: str) -> ProgressPoint | None:
@@ -143,18 +141,17 @@ def parse_progress_line(key: bytes, phase: str, line: str) -> ProgressPoint | No
         return None
     if not isinstance(data, dict) or data.get("phase") != phase:
         return None
-    ints = {name: _as_int(data.get(name)) for name in ("seq", "step", "steps", "tokens")}
-    floats = {name: _as_float(data.get(name)) for name in ("bits_per_byte", "mean_bits_per_byte")}
-    if any(v is None for v in (*ints.values(), *floats.values())):
+    counts, figures = ("seq", "step", "steps", "tokens"), ("bits_per_byte", "mean_bits_per_byte")
+    if not all(_is_count(data.get(n)) for n in counts) or not all(_is_figure(data.get(n)) for n in figures):
         return None
     return ProgressPoint(
         phase=phase,
-        seq=int(ints["seq"] or 0),
-        step=int(ints["step"] or 0),
-        steps=int(ints["steps"] or 0),
-        tokens=int(ints["tokens"] or 0),
-        bits_per_byte=float(floats["bits_per_byte"] or 0.0),
-        mean_bits_per_byte=float(floats["mean_bits_per_byte"] or 0.0),
+        seq=data["seq"],
+        step=data["step"],
+        steps=data["steps"],
+        tokens=data["tokens"],
+        bits_per_byte=float(data["bits_per_byte"]),
+        mean_bits_per_byte=float(data["mean_bits_per_byte"]),
     )
 
 
