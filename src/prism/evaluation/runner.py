@@ -19,7 +19,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from prism.evaluation.phase import (
     ShardRef,
     verify_report_line,
 )
+from prism.evaluation.progress import ProgressPoint, ProgressTap
 from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
 from prism.evidence import Evidence, evidence_from_json
 from prism.intake.project import Project
@@ -219,6 +220,7 @@ def _run(
     *,
     data_dir: Path | None,
     extra_job_files: Mapping[str, Path] = {},
+    on_progress: Callable[[ProgressPoint], None] | None = None,
 ) -> tuple[dict[str, Any], RunResult, Path]:
     phase_dir = job.work_dir / spec.phase
     if phase_dir.exists():
@@ -249,6 +251,8 @@ def _run(
             artifacts_dir=artifacts_dir,
             env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"},
             stdin=stdin,
+            # The recorder's live points, verified under this phase's key (advisory, `progress.py`).
+            stdout_tap=None if on_progress is None else ProgressTap(key, spec.phase, on_progress),
             limits=Limits(
                 cpus=job.cpus,
                 memory_bytes=job.memory_bytes,
@@ -303,11 +307,18 @@ def run_inspect(job: EvaluationJob, project: Project, sandbox: Sandbox) -> Inspe
     return inspect
 
 
-def run_train(job: EvaluationJob, project: Project, sandbox: Sandbox, inspect: InspectResult) -> TrainResult:
+def run_train(
+    job: EvaluationJob,
+    project: Project,
+    sandbox: Sandbox,
+    inspect: InspectResult,
+    *,
+    on_progress: Callable[[ProgressPoint], None] | None = None,
+) -> TrainResult:
     data_dir, shards = _stage(job, "train", "train")
     try:
         figures, result, artifacts_dir = _run(
-            job, project, sandbox, phase_spec(job, "train", shards), data_dir=data_dir
+            job, project, sandbox, phase_spec(job, "train", shards), data_dir=data_dir, on_progress=on_progress
         )
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
