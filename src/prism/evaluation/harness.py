@@ -35,6 +35,7 @@ from prism.evaluation import probes, replay, walls
 from prism.evaluation.fairtime import FairClock
 from prism.evaluation.phase import KEY_BYTES, REPORT_KEY_FILE, PhaseReport, PhaseSpec, report_line
 from prism.evaluation.probes import InfraFailure, MinerFailure, Rejected
+from prism.evaluation.progress import ProgressEmitter
 from prism.evaluation.wire import Channel, Frame, WireError, WireTimeout
 
 PR_SET_DUMPABLE = 4
@@ -222,7 +223,15 @@ def _ready(model: ModelProcess, timeout: float) -> dict[str, Any]:
     }
 
 
-def run_phase(spec: PhaseSpec, *, data: Path, submission: Path, artifacts: Path, job_dir: Path) -> PhaseReport:
+def run_phase(
+    spec: PhaseSpec,
+    *,
+    data: Path,
+    submission: Path,
+    artifacts: Path,
+    job_dir: Path,
+    progress: ProgressEmitter | None = None,
+) -> PhaseReport:
     from prism.evaluation import phases
 
     data = phases.data_dir_for(spec, data=data, job_dir=job_dir)  # and so among the forbidden paths below
@@ -238,7 +247,7 @@ def run_phase(spec: PhaseSpec, *, data: Path, submission: Path, artifacts: Path,
             if spec.phase == "inspect":
                 figures = phases.inspect(spec, model, identity, artifacts, deadline)
             elif spec.phase == "train" and replica is not None:
-                figures = phases.train(spec, model, identity, data, artifacts, started, replica)
+                figures = phases.train(spec, model, identity, data, artifacts, started, replica, progress=progress)
             elif replica is not None:
                 figures = phases.heldout(spec, model, identity, data, job_dir, artifacts, deadline, replica)
         except WireError as exc:
@@ -308,7 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     spec = PhaseSpec.from_json(json.loads(args.job.read_text(encoding="utf-8")))
     try:
         report = run_phase(
-            spec, data=args.data, submission=args.submission, artifacts=args.artifacts, job_dir=args.job.parent
+            spec,
+            data=args.data,
+            submission=args.submission,
+            artifacts=args.artifacts,
+            job_dir=args.job.parent,
+            # Live points on the report stream, MAC'd apart from the report (`progress.py`).
+            progress=ProgressEmitter(key, spec.phase, sys.stdout),
         )
     except InfraFailure as exc:
         report = PhaseReport(phase=spec.phase, status="failed", reason_code="infrastructure", detail=str(exc))

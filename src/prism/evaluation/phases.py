@@ -36,6 +36,7 @@ from prism.evaluation.phase import (
     ShardRef,
 )
 from prism.evaluation.probes import InfraFailure, MinerFailure, Rejected
+from prism.evaluation.progress import ProgressEmitter
 from prism.evaluation.weights import WeightsFormatError, decode_safetensors, encode_safetensors
 
 if TYPE_CHECKING:
@@ -200,6 +201,8 @@ def train(
     artifacts: Path,
     started: float,
     replica_process: ModelProcess,
+    *,
+    progress: ProgressEmitter | None = None,
 ) -> dict[str, Any]:
     loading = time.monotonic()
     data = load_split(data_dir, spec.shards, spec.source_shards)
@@ -223,6 +226,8 @@ def train(
     loop_started = time.monotonic()
     state = replay.read_state(model, hard_deadline - model.clock.now())
     replay.check_state_cap(state, spec.parameter_cap, "before training")
+    if progress is not None:
+        progress.start(steps)
     for step in range(steps):
         if model.clock.now() >= wall_deadline:
             stopped_reason = "wall_clock"
@@ -241,6 +246,8 @@ def train(
         after = replay.read_state(model, hard_deadline - model.clock.now())
         model_seconds += time.monotonic() - call_started
         losses.append(probes.loss_nats(logits, targets))
+        if progress is not None:
+            progress.record(step, losses[-1], tokens_per_step)
         if step in chosen:
             replica.submit(
                 step=step,

@@ -22,7 +22,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from prism.evaluation.phase import (
     verify_report_line,
 )
 from prism.evaluation.platform_data import platform_source
+from prism.evaluation.progress import ProgressPoint, ProgressTap
 from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
 from prism.evidence import Evidence, evidence_from_json
 from prism.intake.project import Project
@@ -237,6 +238,7 @@ def _run(
     *,
     data_dir: Path | None,
     extra_job_files: Mapping[str, Path] = {},
+    on_progress: Callable[[ProgressPoint], None] | None = None,
 ) -> tuple[dict[str, Any], RunResult, Path]:
     phase_dir = job.work_dir / spec.phase
     if phase_dir.exists():
@@ -267,6 +269,8 @@ def _run(
             artifacts_dir=artifacts_dir,
             env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"},
             stdin=stdin,
+            # The recorder's live points, verified under this phase's key (advisory, `progress.py`).
+            stdout_tap=None if on_progress is None else ProgressTap(key, spec.phase, on_progress),
             limits=Limits(
                 cpus=job.cpus,
                 memory_bytes=job.memory_bytes,
@@ -372,10 +376,17 @@ def run_inspect(job: EvaluationJob, project: Project, sandbox: Sandbox) -> Inspe
     return inspect
 
 
-def run_train(job: EvaluationJob, project: Project, sandbox: Sandbox, inspect: InspectResult) -> TrainResult:
+def run_train(
+    job: EvaluationJob,
+    project: Project,
+    sandbox: Sandbox,
+    inspect: InspectResult,
+    *,
+    on_progress: Callable[[ProgressPoint], None] | None = None,
+) -> TrainResult:
     data_dir, spec = _train_data(job, sandbox)
     try:
-        figures, result, artifacts_dir = _run(job, project, sandbox, spec, data_dir=data_dir)
+        figures, result, artifacts_dir = _run(job, project, sandbox, spec, data_dir=data_dir, on_progress=on_progress)
     finally:
         if data_dir is not None:
             shutil.rmtree(data_dir, ignore_errors=True)

@@ -26,6 +26,7 @@ from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
 from prism.evaluation.runner import run_heldout, run_inspect, run_train, verified_artifact
 from prism.evaluation.suspicion import graph_flops_disagreement, suspicions
 from prism.pipeline.context import StepContext, StepOutcome
+from prism.pipeline.live_curve import LiveCurveWriter
 from prism.review.similarity import fingerprint_project
 from prism.review.similarity.duplicates import DuplicateReport, decide_graph
 from prism.review.similarity.graph import graph_fingerprint
@@ -170,7 +171,9 @@ def _loss_points(job: EvaluationJob) -> list[float]:
 def train_step(ctx: StepContext) -> StepOutcome:
     job = load_job(ctx)
     inspect = InspectResult.from_json(ctx.records["inspect"]["inspect"])
-    train = run_train(job, ctx.project, ctx.sandbox, inspect)
+    # The recorder's points while it trains, for `--wait` and the curve route (advisory).
+    with LiveCurveWriter(ctx.sessions, ctx.submission.id, "train", attempt=job.attempt) as live:
+        train = run_train(job, ctx.project, ctx.sandbox, inspect, on_progress=live.put)
     return StepOutcome.passed(
         f"{train.tokens:,} tokens in {train.steps} steps, {train.bits_per_byte:.4f} bits/byte ({train.stopped_reason})",
         train=train.to_json(),
