@@ -144,6 +144,14 @@ class Settings(BaseSettings):
     dataset_dir: Path | None = None
     # The revision a Platform-staged dataset must be pinned to (None: the FineWeb-Edu pin PRISM knows).
     dataset_pin: str | None = None
+    # Platform's locked splits as its install script mounts them on the challenge service: each
+    # split a flat volume of its own, without the MANIFEST.json, which the operator provides apart.
+    dataset_manifest: Path | None = None
+    base_eval_train_data_dir: Path | None = None  # Platform's train volume here (/secret/train)
+    base_eval_val_data_dir: Path | None = None  # Platform's secret val volume here (/secret/val)
+    # Where Platform's broker mounts the train split (read-only) in every evaluation container;
+    # the train phase reads it there instead of a staged copy. Empty: stage the split as elsewhere.
+    base_eval_data_dir: str = "/data/fineweb-edu/train"
 
     # Worker.
     worker_lease_seconds: int = Field(60, ge=5)
@@ -173,6 +181,14 @@ class Settings(BaseSettings):
     def _platform_backend_name(cls, value: object) -> object:
         # Platform's CHALLENGE_DOCKER_BACKEND says "cli" for the Docker CLI.
         return "docker" if isinstance(value, str) and value.strip().lower() == "cli" else value
+
+    @field_validator("base_eval_data_dir")
+    @classmethod
+    def _container_path(cls, value: str) -> str:
+        value = value.strip()
+        if value and (not value.startswith("/") or value != os.path.normpath(value) or value == "/"):
+            raise ValueError(f"PRISM_BASE_EVAL_DATA_DIR must be an absolute, normalised path or empty, not {value!r}")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -234,6 +234,7 @@ def run_phase(
 ) -> PhaseReport:
     from prism.evaluation import phases
 
+    data = phases.data_dir_for(spec, data=data, job_dir=job_dir)  # and so among the forbidden paths below
     started = time.monotonic()
     deadline = started + spec.wall_clock_seconds + spec.grace_seconds
     forbidden = (data, artifacts, job_dir)

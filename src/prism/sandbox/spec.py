@@ -121,6 +121,10 @@ class RunResult:
 
 
 class Sandbox(Protocol):
+    """Optional attributes a backend may declare: `accepts_stdin` (see `RunSpec.stdin`) and
+    `train_mount`, the path where the platform itself mounts the locked train split, read-only,
+    in every job (Platform's broker: docs/evaluation.md, "Where the data come from")."""
+
     name: str
 
     def run(self, spec: RunSpec) -> RunResult: ...
