@@ -11,7 +11,7 @@ CPU is user + system seconds of everything each side ran, this process included,
 of its own (`CpuMeter`); the host's share (review, staging, validation) is this process's own
 rusage. Bare and pipeline runs alternate, so both see the same machine state; medians.
 
-    .venv/bin/python benchmarks/evaluate.py [--steps 16] [--heldout-steps 16] [--repeat 2]
+    .venv/bin/python benchmarks/evaluate.py [--steps 64] [--heldout-steps 64] [--repeat 2]
 
 Needs root and bubblewrap (the sandbox's own requirements). Target: pipeline / bare <= 1.3.
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -43,6 +42,9 @@ from prism.intake.limits import IntakeLimits  # noqa: E402
 from prism.runtime_config import DEFAULT_RUNTIME_CONFIG, RuntimeConfig  # noqa: E402
 from prism.sandbox.bubblewrap import BubblewrapSandbox  # noqa: E402
 from prism.sandbox.spec import RunResult, RunSpec  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu_meter import CpuMeter  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "tiny_transformer"
 
@@ -102,46 +104,6 @@ print(json.dumps({"marks": marks, "bpb": sum(losses) / len(losses) / math.log(2)
 def _self_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-class CpuMeter:
-    """CPU seconds of this process and everything it starts: a cgroup-v1 cpuacct group of its own.
-
-    A sandbox's processes are not all reaped by this process's descendants (bubblewrap's init in
-    its PID namespace is not waited for), so children's rusage misses them; the cgroup does not.
-    Job cgroups are made under the worker's own cgroup, so they count here too. Without a v1
-    cpuacct hierarchy this falls back to rusage (self + children), which undercounts sandboxes.
-    """
-
-    def __init__(self) -> None:
-        self.group: Path | None = None
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            left, _, right = line.partition(" - ")
-            rest = right.split()
-            if len(rest) > 2 and rest[0] == "cgroup" and "cpuacct" in rest[2].split(","):
-                mountpoint = Path(left.split()[4])
-                own = next(
-                    row.split(":", 2)[2]
-                    for row in Path("/proc/self/cgroup").read_text().splitlines()
-                    if "cpuacct" in row.split(":", 2)[1].split(",")
-                )
-                self.group = mountpoint / own.lstrip("/") / f"prism-bench-{os.getpid()}"
-                self.group.mkdir()
-                (self.group / "cgroup.procs").write_text(str(os.getpid()))
-                break
-        if self.group is None:
-            print("warning: no cgroup-v1 cpuacct hierarchy; sandboxes' CPU is undercounted", file=sys.stderr)
-
-    def seconds(self) -> float:
-        if self.group is not None:
-            return int((self.group / "cpuacct.usage").read_text()) / 1e9
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return _self_cpu() + children.ru_utime + children.ru_stime
-
-    def close(self) -> None:
-        if self.group is not None:
-            (self.group.parent / "cgroup.procs").write_text(str(os.getpid()))
-            self.group.rmdir()
 
 
 METER: CpuMeter
@@ -226,8 +188,8 @@ def bare(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=16)
-    parser.add_argument("--heldout-steps", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=64)
+    parser.add_argument("--heldout-steps", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     global METER
