@@ -160,8 +160,9 @@ def bare(
     budget = config.evaluation
     paths = {}
     for split in ("train", "validation"):
-        staged = dataset.stage_split(split, scratch / f"bare-{split}")
-        paths[split] = [str(scratch / f"bare-{split}" / s.path) for s in staged]
+        folder = Path(tempfile.mkdtemp(prefix=f"bare-{split}-", dir=scratch))
+        staged = dataset.stage_split(split, folder)
+        paths[split] = [str(folder / s.path) for s in staged]
     args = {
         "model": str(EXAMPLE / "model.py"),
         "threads": max(1, int(budget.smoke_cpus)),
@@ -191,6 +192,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--heldout-steps", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--cpus", type=float, default=2.0, help="the smoke profile's CPUs (threads = int(cpus))")
     args = parser.parse_args()
     global METER
     METER = CpuMeter()
@@ -211,6 +213,7 @@ def run(args: argparse.Namespace) -> None:
                 "smoke_token_budget": args.steps * DEFAULT_RUNTIME_CONFIG.evaluation.batch_size * 128,
                 "heldout_tokens": args.heldout_steps * DEFAULT_RUNTIME_CONFIG.evaluation.batch_size * 128,
                 "seq_len": 128,
+                "smoke_cpus": args.cpus,
             }
         )
         config = DEFAULT_RUNTIME_CONFIG.model_copy(update={"evaluation": evaluation})
@@ -232,7 +235,7 @@ def report(args: argparse.Namespace, bares: list[dict[str, Any]], pipes: list[di
     bare_total = _median([b["total"] for b in bares])
     pipe_total = _median([p["total"] for p in pipes])
     print(f"example tiny transformer, {args.steps} train steps, {args.heldout_steps} held-out batches, "
-          f"{args.repeat} interleaved runs (medians, CPU seconds)")  # fmt: skip
+          f"{int(args.cpus)} thread(s), {args.repeat} interleaved runs (medians, CPU seconds)")  # fmt: skip
     print(f"bare script                    : {bare_total:8.2f}")
     print(f"  import torch                 : {_median([mark(b, 'import', 'start') for b in bares]):8.2f}")
     print(f"  build + data                 : {_median([mark(b, 'build', 'import') for b in bares]):8.2f}")

@@ -31,6 +31,7 @@ every model process of a phase must share), `walls.spawn_jailed` execs a fresh i
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import subprocess
@@ -102,6 +103,9 @@ def fork_pool(size: int = POOL_SIZE) -> None:
 
     from prism.evaluation import model_proc  # noqa: F401 - the model process's own modules
 
+    # Everything imported so far stays put: the collector never walks it again, here or in a
+    # child, so a child does not copy the pages of torch's objects by touching their headers.
+    gc.freeze()
     for _ in range(size):
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
