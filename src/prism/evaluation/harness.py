@@ -8,10 +8,11 @@ process gets inputs and returns logits over pipes as raw tensor frames (`wire`),
 the loss of a batch is fixed by logits already received does it get that batch's targets.
 
 The phase result is one line on this process's stdout (`phase.RESULT_PREFIX`), signed with the
-per-phase key the host wrote to our stdin (read and closed before the model's process exists).
-The model's process runs inside its jail (`walls.py`, `jail.py`) and writes to our stderr, never
-to our stdout. Artifacts go to /artifacts with their sha256 in that line, so the host can tell
-ours from anything else found there.
+per-phase key the host wrote to our stdin (read and closed before any model process runs a line
+of the submission; the model processes, forked first with torch imported (`prefork`), drop their
+stdin before we read it). The model's process runs inside its jail (`walls.py`, `jail.py`) and
+writes to our stderr, never to our stdout. Artifacts go to /artifacts with their sha256 in that
+line, so the host can tell ours from anything else found there.
 """
 
 from __future__ import annotations
@@ -299,9 +300,10 @@ def _own_cpu_seconds() -> float:
 def read_key(fd: int = 0) -> bytes:
     """The per-phase report key from the host (hex, one line on stdin); stdin is then /dev/null.
 
-    Read before anything else runs, so by the time a model's process exists the key lives only
-    in this non-dumpable process's memory. No key (a run not started by the host) leaves the key
-    empty: every report is then unverifiable, which the host treats as a forgery.
+    Read before anything else runs but the fork of the model processes (`prefork`), which put
+    `/dev/null` on their own stdin first: the key lives only in this non-dumpable process's
+    memory. No key (a run not started by the host) leaves the key empty: every report is then
+    unverifiable, which the host treats as a forgery.
     """
     data = b""
     with contextlib.suppress(OSError):

@@ -105,6 +105,8 @@ def fork_pool(size: int = POOL_SIZE) -> None:
 
     # Everything imported so far stays put: the collector never walks it again, here or in a
     # child, so a child does not copy the pages of torch's objects by touching their headers.
+    if len(os.listdir("/proc/self/task")) != 1:
+        return  # a thread (none is expected) could hold a lock a child would wait on forever
     gc.freeze()
     for _ in range(size):
         to_child_r, to_child_w = os.pipe()
