@@ -88,7 +88,7 @@ def test_runtime_config_set_and_show(local: Settings, tmp_path: Path) -> None:
     _create_database(local)
     result = runner.invoke(app, ["runtime-config", "set", str(document), "--comment", "two GPUs"])
     assert result.exit_code == 0, result.output
-    shown = json.loads(runner.invoke(app, ["runtime-config", "show"]).output)
+    shown = json.loads(runner.invoke(app, ["runtime-config", "show"]).stdout)
     assert shown["version"] == 1
     assert shown["config"]["gpu"]["official_profile"]["gpu_count"] == 2
     assert shown["config"]["rewards"]["owner_share"] == 0.5
@@ -101,7 +101,7 @@ def test_runtime_config_refuses_bad_gpu_counts(local: Settings, tmp_path: Path, 
     _create_database(local)
     result = runner.invoke(app, ["runtime-config", "set", str(document)])
     assert result.exit_code == 1 and "gpu_count" in result.output
-    shown = json.loads(runner.invoke(app, ["runtime-config", "show"]).output)
+    shown = json.loads(runner.invoke(app, ["runtime-config", "show"]).stdout)
     assert shown["version"] is None  # nothing was stored
 
 
@@ -109,13 +109,13 @@ def test_review_queue_list_and_resolve(local: Settings) -> None:
     sid = _quarantined(local)
     listed = runner.invoke(app, ["review-queue", "list"])
     assert sid in listed.output and "duplicate.normalized_source" in listed.output
-    as_json = json.loads(runner.invoke(app, ["review-queue", "list", "--json"]).output)
+    as_json = json.loads(runner.invoke(app, ["review-queue", "list", "--json"]).stdout)
     assert [item["submission_id"] for item in as_json] == [sid]
 
     both = runner.invoke(app, ["review-queue", "resolve", sid, "--release", "--reject", "--reason", "x"])
     assert both.exit_code == 2
     done = runner.invoke(app, ["review-queue", "resolve", sid, "--reject", "--reason", "copy", "--json"])
-    assert done.exit_code == 0 and json.loads(done.output) == {"id": sid, "status": "rejected"}
+    assert done.exit_code == 0 and json.loads(done.stdout) == {"id": sid, "status": "rejected"}
     again = runner.invoke(app, ["review-queue", "resolve", sid, "--release", "--reason", "oops"])
     assert again.exit_code == 1 and "not quarantined or held" in again.output
 
@@ -125,7 +125,7 @@ def test_status_shows_the_journey_and_evidence(local: Settings) -> None:
     text = runner.invoke(app, ["status", sid])
     assert text.exit_code == 0
     assert "quarantined" in text.output and "[duplicate.normalized_source] model.py:3" in text.output
-    view = json.loads(runner.invoke(app, ["status", sid, "--json"]).output)
+    view = json.loads(runner.invoke(app, ["status", sid, "--json"]).stdout)
     assert view["status"] == "quarantined"
     assert [stage["stage"] for stage in view["stages"]] == ["intake", "source_duplicates"]
     missing = runner.invoke(app, ["status", "00000000-0000-0000-0000-000000000000"])
@@ -142,7 +142,7 @@ def test_submit_and_wait_through_the_bridge(settings: Settings, tmp_path: Path) 
             app, ["submit", str(project), "--url", url, "--token", TOKEN, "--hotkey", HOTKEY, "--wait", "--json"]
         )
         assert result.exit_code == 3, result.output  # rejected
-        view = json.loads(result.output)
+        view = json.loads(result.stdout)
         assert view["status"] == "rejected" and view["reason_code"].startswith("archive.")
         assert view["stages"][0]["evidence"][0]["path"] == "evil.so"
         wrong = runner.invoke(app, ["submit", str(project), "--url", url, "--token", "nope", "--hotkey", HOTKEY])
@@ -309,7 +309,7 @@ def test_version_and_completion() -> None:
     # What the installed script asks at <TAB>: the sub-commands that start with what was typed.
     env = {"_PRISM_COMPLETE": "complete_bash", "COMP_WORDS": "prism sub", "COMP_CWORD": "1"}
     completed = runner.invoke(app, [], env=env, prog_name="prism")
-    assert completed.output.split() == ["submit"]
+    assert completed.stdout.split() == ["submit"], completed.output
 
 
 def test_remote_operator_commands_and_config_history(
@@ -324,16 +324,16 @@ def test_remote_operator_commands_and_config_history(
     with live_server(settings) as url:
         alice = ["--url", url, "--token", "alice-token-0123456789abcdef"]
         listed = runner.invoke(app, ["review-queue", "list", *alice, "--json"])
-        assert listed.exit_code == 0 and [i["submission_id"] for i in json.loads(listed.output)] == [sid]
+        assert listed.exit_code == 0 and [i["submission_id"] for i in json.loads(listed.stdout)] == [sid]
         wrong = runner.invoke(app, ["review-queue", "list", "--url", url, "--token", "nope"])
         assert wrong.exit_code == 1 and "401" in wrong.output
         changed = runner.invoke(app, ["runtime-config", "set", str(document), "--comment", "more to builders", *alice])
         assert changed.exit_code == 0 and "version 1" in changed.output, changed.output
-        shown = json.loads(runner.invoke(app, ["runtime-config", "show", *alice]).output)
+        shown = json.loads(runner.invoke(app, ["runtime-config", "show", *alice]).stdout)
         assert shown["config"]["rewards"]["owner_share"] == 0.5
         resolved = runner.invoke(app, ["review-queue", "resolve", sid, "--reject", "--reason", "copy", *alice])
         assert resolved.exit_code == 0 and "rejected" in resolved.output
-        history = json.loads(runner.invoke(app, ["runtime-config", "history", "--json", *alice]).output)
+        history = json.loads(runner.invoke(app, ["runtime-config", "history", "--json", *alice]).stdout)
     [entry] = history
     assert entry["created_by"] == "operator:alice" and entry["comment"] == "more to builders"
     assert entry["changes"] == [{"key": "rewards.owner_share", "before": 0.6, "after": 0.5}]
