@@ -11,6 +11,7 @@ one more says how many were left out, and the file is rejected either way.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 
 from prism.evidence import Evidence
@@ -35,7 +36,13 @@ class FileFindings:
 
     def _line_starts(self) -> list[int]:
         if self._starts is None:
-            self._starts = [0, *(m.end() for m in _BREAK.finditer(self.text))]
+            text = self.text
+            if "\r" in text:
+                self._starts = [0, *(m.end() for m in _BREAK.finditer(text))]
+            else:  # only `\n` breaks: split in C rather than a match object per line
+                starts = [0, *itertools.accumulate(len(line) + 1 for line in text.split("\n"))]
+                starts.pop()
+                self._starts = starts
         return self._starts
 
     def _raw_line(self, number: int) -> str:
