@@ -65,6 +65,11 @@ PURE_LIBRARY_CALLS = frozenset(
         *["dataclasses.field", "enum.auto", "torch.device", "torch.cuda.is_available", "torch.Size"],
         # `partial(nn.LayerNorm, eps=1e-6)` only stores its arguments; calling it later is judged there.
         "functools.partial",
+        # Layers without parameters or buffers, as default arguments (`kernel_fn=nn.ReLU()`):
+        # constructing one allocates nothing and runs only torch's own `__init__`.
+        *[f"torch.nn.{name}" for name in ("Identity", "ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU", "Mish", "ELU")],
+        *[f"torch.nn.{name}" for name in ("SELU", "CELU", "Tanh", "Sigmoid", "Hardswish", "Hardsigmoid", "Hardtanh")],
+        *[f"torch.nn.{name}" for name in ("Softplus", "Softsign", "Softmax", "LogSoftmax", "Dropout", "Flatten")],
     }
 )
 # Exception classes among the builtins: naming one in an `except` clause runs no code.

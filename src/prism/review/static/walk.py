@@ -337,6 +337,16 @@ class FileWalk:
                 if base is not None:
                     self._plain_step(node, attr, base)
             return
+        if (
+            (attr == "__name__" or attr == "__qualname__")
+            and type(node.ctx) is _LOAD
+            and type(value) is _ATTRIBUTE
+            and value.attr == "__class__"
+        ):
+            # `self.__class__.__name__` (in `__repr__`s and log lines) reads a string, as
+            # `type(self).__name__` does; `__class__` alone stays refused (`x.__class__(...)`
+            # would call a metaclass with the arguments `type(x)(...)` is checked for).
+            self._judged.add(id(value))
         if attr == "type" and type(node.ctx) is _LOAD and id(node) not in self._vetted:
             self.out.add(
                 "static.call.type_string",

@@ -4,8 +4,9 @@
 Idioms found in public model code that the review must accept (issue 19, part 6): an optional
 import guarded by `try`/`except ImportError` with a `None` fallback, `torch.jit.Final` class
 annotations, `torch.jit.is_scripting()` around gradient checkpointing, `@torch.jit.export`,
-`@autocast(..., enabled=False)` to keep the rotary tables in full precision, and a named tuple's
-`_asdict`/`_replace`.
+`@autocast(..., enabled=False)` to keep the rotary tables in full precision, a named tuple's
+`_asdict`/`_replace`, `self.__class__.__name__` in a repr, and a parameter-free layer as a
+default argument.
 """
 
 from collections import namedtuple
@@ -65,14 +66,14 @@ class SelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, hyper):
+    def __init__(self, hyper, act=nn.GELU()):
         super().__init__()
         self.norm1 = nn.LayerNorm(hyper.width)
         self.attn = SelfAttention(hyper.width, hyper.heads)
         self.norm2 = nn.LayerNorm(hyper.width)
         self.mlp = nn.Sequential(
             nn.Linear(hyper.width, hyper.ratio * hyper.width),
-            nn.GELU(),
+            act,
             nn.Linear(hyper.ratio * hyper.width, hyper.width),
         )
 
@@ -94,6 +95,9 @@ class TinyLM(nn.Module):
     @torch.jit.export
     def settings(self):
         return self.hyper._asdict()
+
+    def extra_repr(self):
+        return f"{self.__class__.__name__}(depth={self.hyper.depth}, width={self.hyper.width})"
 
     def forward(self, idx):
         x = self.embed(idx)
