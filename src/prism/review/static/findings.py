@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import operator
 import re
 
 from prism.evidence import Evidence
@@ -39,8 +40,9 @@ class FileFindings:
             text = self.text
             if "\r" in text:
                 self._starts = [0, *(m.end() for m in _BREAK.finditer(text))]
-            else:  # only `\n` breaks: split in C rather than a match object per line
-                starts = [0, *itertools.accumulate(len(line) + 1 for line in text.split("\n"))]
+            else:  # only `\n` breaks: offsets summed in C rather than a match object per line
+                lengths = map(operator.add, map(len, text.split("\n")), itertools.repeat(1))
+                starts = [0, *itertools.accumulate(lengths)]
                 starts.pop()
                 self._starts = starts
         return self._starts

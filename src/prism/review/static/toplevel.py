@@ -460,7 +460,10 @@ def _class_bindings(node: ast.ClassDef) -> frozenset[str]:
         elif isinstance(item, ast.Assign | ast.AnnAssign | ast.AugAssign):
             targets = item.targets if isinstance(item, ast.Assign) else [item.target]
             for target in targets:
-                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+                if type(target) is ast.Name:  # the common case, without a walk
+                    names.add(target.id)
+                else:
+                    names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
     return frozenset(names)
 
 
@@ -492,19 +495,21 @@ def pure_namedtuples(walk: FileWalk) -> set[str]:
     binds `Point`: calling it runs only the `__new__` the factory generated (a tuple), so
     `DEFAULT = Point(1, 2)` is as inert as a literal. (The factory's own arguments are judged
     where they stand, as import-time values.)"""
-    counts: dict[str, int] = {}
     candidates: list[str] = []
-    pending = list(walk.tree.body)
-    while pending:
-        stmt = pending.pop()
-        for name in _module_bindings(stmt, pending):
-            counts[name] = counts.get(name, 0) + 1
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+    for stmt in walk.tree.body:
+        if type(stmt) is ast.Assign and len(stmt.targets) == 1 and type(stmt.targets[0]) is ast.Name:
             value = stmt.value
-            if isinstance(value, ast.Call) and isinstance(value.func, ast.Name | ast.Attribute):
+            if type(value) is ast.Call and isinstance(value.func, ast.Name | ast.Attribute):
                 ref = walk.resolve(value.func, None)
                 if ref is not None and ref.path in _NAMEDTUPLE_FACTORIES:
                     candidates.append(stmt.targets[0].id)
+    if not candidates:
+        return set()  # the common case: no statement to count bindings in
+    counts: dict[str, int] = {}
+    pending = list(walk.tree.body)
+    while pending:
+        for name in _module_bindings(pending.pop(), pending):
+            counts[name] = counts.get(name, 0) + 1
     return {f"{walk.module_name}.{name}" for name in candidates if counts.get(name) == 1}
 
 

@@ -728,8 +728,10 @@ class FileWalk:
         for decorator in node.decorator_list:
             self._decorator_only(decorator)
         for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs):
-            self._annotation_only(arg.annotation)
-        self._annotation_only(node.returns)
+            if type(arg.annotation) is ast.Subscript:
+                self._annotation_only(arg.annotation)
+        if type(node.returns) is ast.Subscript:
+            self._annotation_only(node.returns)
         # `def f(L=nn.Linear): L.forward = g`: a parameter whose default is a library value.
         if not args.defaults and not args.kw_defaults:
             return
