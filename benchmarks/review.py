@@ -6,7 +6,8 @@ models the review was not tuned on, written in other styles (functional paramete
 configs, nn.Sequential only, einsum; `benchmarks/corpus/`, plus the similarity corpus of
 `tests/review/corpus/` where present). Prints both timings and their ratio per project;
 the target is that review costs at most 2x parsing. The two are timed alternately (best of
-N each) in CPU time of this process, so that other processes on a busy machine do not count.
+N each) in CPU time of this process, so that other processes on a busy machine do not count;
+then again per project (best of N each, summed), a reading that moves less with the load.
 
 `--corpus DIR` (repeatable) adds a project per directory: every `.py` file under it, each its
 own single-file project `model.py`. The corpus of ordinary models written by others (256 files
@@ -130,6 +131,23 @@ def measure(label: str, projects: list[Project], repeat: int) -> float:
     print(f"[{label}] ast.parse only : {parse * 1000:8.2f} ms")
     print(f"[{label}] review_project : {review * 1000:8.2f} ms (includes its own parse)")
     print(f"[{label}] ratio          : {review / parse:8.2f}x  (target <= 2.0x)")
+    # The same comparison per project (each a few ms), best of N each, summed: a load spike
+    # spoils one short run, not the whole set's, so this reading moves less with the host's load.
+    parse_sum = review_sum = 0.0
+    for project in projects:
+        files = list(project.python_files.values())
+
+        def parse_one(files: list[str] = files) -> None:
+            for text in files:
+                ast.parse(text)
+
+        def review_one(project: Project = project) -> None:
+            review_project(project)
+
+        one_parse, one_review = best_of_interleaved(repeat, parse_one, review_one)
+        parse_sum += one_parse
+        review_sum += one_review
+    print(f"[{label}] per project    : {review_sum / parse_sum:8.2f}x  (best of {repeat} per project, summed)")
     return review / parse
 
 
