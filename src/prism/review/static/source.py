@@ -61,9 +61,11 @@ def _foreign_cookie(text: str) -> tuple[int, str] | None:
     where `str.splitlines` would break. Both readings are checked; `detect_encoding` itself is
     the final word (it also refuses a cookie that contradicts a BOM).
     """
+    first = text.find("\n")
+    second = text.find("\n", first + 1) if first != -1 else -1
+    if "coding" not in text[: second if second != -1 else len(text)]:
+        return None  # not in the first two lines; the universal-newline lines are pieces of them
     by_newline = _split_first(text, _NEWLINE_ONLY)
-    if not any("coding" in line for line in by_newline):
-        return None  # the universal-newline lines are pieces of these two
     for lines in (_split_first(text, _UNIVERSAL), by_newline):
         for number, line in enumerate(lines, start=1):
             match = _COOKIE.match(line)

@@ -36,6 +36,11 @@ def _steps_for(policy: StaticPolicy) -> dict[tuple[str, str], Ref | Denied]:
 
 
 @functools.lru_cache(maxsize=8)
+def _with_internals(torch_private: frozenset[str]) -> frozenset[str]:
+    return torch_private | _TORCH_INTERNALS
+
+
+@functools.lru_cache(maxsize=8)
 def _judged_attributes(forbidden: frozenset[str]) -> frozenset[str]:
     """Built once per policy, not per project: the refused set has hundreds of names."""
     return forbidden | FORMAT_METHODS | {"type"}
@@ -51,7 +56,7 @@ class ProjectState:
     def __init__(self, policy: StaticPolicy, modules: ProjectModules, torch_private: frozenset[str]) -> None:
         self.policy = policy
         self.modules = modules
-        self.torch_private = torch_private | _TORCH_INTERNALS
+        self.torch_private = _with_internals(torch_private)
         self.defined_private: set[str] = set()
         self.private_reads: list[tuple[FileFindings, ast.AST, str]] = []
         # (file, node, project module, name): `name` must not be a module that file imported.
