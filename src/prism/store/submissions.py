@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from prism.evidence import Evidence, evidence_to_json
 from prism.intake.project import Project
-from prism.store.base import utcnow
+from prism.store.base import Base, utcnow
 from prism.store.lifecycle import transition
 from prism.store.models import (
     AuditEvent,
@@ -47,11 +47,25 @@ class Rejection:
     evidence: tuple[Evidence, ...]
 
 
-# Built once: constructing a statement per upload was a visible share of intake's CPU.
-_INSERT_ARCHIVE = insert(SubmissionArchive)
-_INSERT_SOURCE = insert(SourceFile)
-_INSERT_AUDIT = insert(AuditEvent)
-_INSERT_STAGE = insert(StageResult)
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+_SUBMISSIONS = _table(Submission)
+# Built once, on the tables, and run on the session's connection: an ORM `insert(Model)` goes
+# through the ORM's bulk-insert machinery, which was most of the CPU of storing an upload.
+_INSERT_ARCHIVE = insert(_table(SubmissionArchive))
+_INSERT_SOURCE = insert(_table(SourceFile))
+_INSERT_AUDIT = insert(_table(AuditEvent))
+_INSERT_STAGE = insert(_table(StageResult))
+_SAME_BYTES = select(_SUBMISSIONS.c.id).where(
+    _SUBMISSIONS.c.hotkey == bindparam("hotkey"),
+    _SUBMISSIONS.c.archive_sha256 == bindparam("archive_sha256"),
+)
+_MINER_UPSERT = {
+    "sqlite": sqlite_insert(_table(Miner)).on_conflict_do_nothing(index_elements=["hotkey"]),
+    "postgresql": pg_insert(_table(Miner)).on_conflict_do_nothing(index_elements=["hotkey"]),
+}
 
 
 def epoch_at(moment: datetime, epoch_seconds: int) -> int:
@@ -59,9 +73,10 @@ def epoch_at(moment: datetime, epoch_seconds: int) -> int:
 
 
 def find_same_bytes(session: Session, hotkey: str, archive_sha256: str) -> Submission | None:
-    return session.scalar(
-        select(Submission).where(Submission.hotkey == hotkey, Submission.archive_sha256 == archive_sha256)
-    )
+    # The id alone first (almost every upload is new); the ORM object only for a repeat.
+    found = session.connection().execute(_SAME_BYTES, {"hotkey": hotkey, "archive_sha256": archive_sha256})
+    submission_id = found.scalar()
+    return session.get(Submission, submission_id) if submission_id is not None else None
 
 
 def create_submission(
@@ -109,12 +124,13 @@ def create_submission(
     # The rows that hang off the submission go in as plain INSERTs: the ORM's unit of work was
     # most of intake's database CPU, and nothing here needs identity tracking.
     now = utcnow()
-    session.execute(_INSERT_ARCHIVE, {"submission_id": submission.id, "data": new.data})
+    connection = session.connection()
+    connection.execute(_INSERT_ARCHIVE, {"submission_id": submission.id, "data": new.data})
     if project is not None:
-        session.execute(
+        connection.execute(
             _INSERT_SOURCE, [{"submission_id": submission.id, "path": p, "text": t} for p, t in project.files.items()]
         )
-    session.execute(
+    connection.execute(
         _INSERT_AUDIT,
         {
             "submission_id": submission.id,
@@ -128,7 +144,7 @@ def create_submission(
     if project is not None:
         # Strictly after the "created" event, so the journey reads in order.
         now = max(utcnow(), now + timedelta(microseconds=1))
-        session.execute(
+        connection.execute(
             _INSERT_STAGE,
             {
                 "submission_id": submission.id,
@@ -157,13 +173,9 @@ def create_submission(
 
 def _ensure_miner(session: Session, hotkey: str) -> None:
     """The miner's row, created on first sight in one statement (no read, no savepoint)."""
-    dialect = session.get_bind().dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        values = {"hotkey": hotkey, "first_seen_at": utcnow()}
-        if dialect == "sqlite":
-            session.execute(sqlite_insert(Miner).values(values).on_conflict_do_nothing(index_elements=["hotkey"]))
-        else:
-            session.execute(pg_insert(Miner).values(values).on_conflict_do_nothing(index_elements=["hotkey"]))
+    upsert = _MINER_UPSERT.get(session.get_bind().dialect.name)
+    if upsert is not None:
+        session.connection().execute(upsert, {"hotkey": hotkey, "first_seen_at": utcnow()})
         return
     if session.get(Miner, hotkey) is None:
         try:
