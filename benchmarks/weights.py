@@ -110,6 +110,21 @@ def run_size(size: int, reads: int, tmp: Path) -> dict[str, float]:
                 into.append(run_load(base, request * per_block, tmp, connections=1))
                 cpu[name] += cpu_seconds(pid) - before
         body = httpx.get(f"{base}/internal/v1/get_weights", headers=auth, timeout=60).json()
+        # One more scored result: the refresher recomputes in the server process (seconds at 100k,
+        # Python holding the GIL) while these reads go on.
+        engine = make_engine(url)
+        with make_session_factory(engine)() as session, session.begin():
+            seed_scored(
+                session, hotkeys=1, families=1, epoch=epoch_at(utcnow(), settings.epoch_seconds), seed=1, start=size
+            )
+        engine.dispose()
+        during = run_load(base, weights_request * per_block, tmp, connections=1)
+        considered = 0
+        while considered != size + 1:  # the recompute did happen (and has ended)
+            assert time.monotonic() < deadline + 600, "no recompute"
+            got_now = httpx.get(f"{base}/internal/v1/get_weights", headers=auth, timeout=60).json()
+            considered = got_now["metadata"].get("submissions_considered", 0)
+            time.sleep(0.2)
     assert body["weights"].keys() == weights.keys()
     assert all(r.statuses == {200: per_block} for r in health + got), "a read failed"
     health_lat, got_lat = _merge(health), _merge(got)
@@ -126,6 +141,8 @@ def run_size(size: int, reads: int, tmp: Path) -> dict[str, float]:
         "health_cpu_ms": cpu["health"] / count * 1000,
         "get_cpu_ms": cpu["get"] / count * 1000,
         "client_cpu_ms": sum(r.client_cpu_seconds for r in got) / count * 1000,
+        "during_p99": during.quantile_ms(0.99),
+        "during_reads": float(len(during.latencies)),
     }
 
 
@@ -153,6 +170,11 @@ def main() -> None:
             f" {row['recompute_s']:>8.2f}s {growth}  {row['get_p50']:>6.2f} / {row['get_p99']:>6.2f}"
             f"  {row['health_p50']:>7.2f} / {row['health_p99']:>7.2f}  {row['get_p99'] / row['health_p99']:>8.2f}x"
             f"  {row['get_cpu_ms']:>12.3f} ms, {row['health_cpu_ms']:.3f} ms"
+        )
+    for size, row in rows.items():
+        print(
+            f"{size:>8}: get_weights p99 {row['during_p99']:.2f} ms over {row['during_reads']:.0f} reads started as a"
+            " background recompute began (one new scored result)"
         )
     largest = rows[max(rows)]
     verdict = "met" if largest["get_p99"] < 10 else "NOT met"
