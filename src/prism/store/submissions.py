@@ -13,7 +13,7 @@ from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from prism.evidence import Evidence, evidence_to_json
 from prism.intake.project import Project
@@ -62,6 +62,14 @@ _SAME_BYTES = select(_SUBMISSIONS.c.id).where(
     _SUBMISSIONS.c.hotkey == bindparam("hotkey"),
     _SUBMISSIONS.c.archive_sha256 == bindparam("archive_sha256"),
 )
+_SUBMISSION_INSERT = {
+    "sqlite": sqlite_insert(_SUBMISSIONS)
+    .on_conflict_do_nothing(index_elements=["hotkey", "archive_sha256"])
+    .returning(_SUBMISSIONS.c.id),
+    "postgresql": pg_insert(_SUBMISSIONS)
+    .on_conflict_do_nothing(index_elements=["hotkey", "archive_sha256"])
+    .returning(_SUBMISSIONS.c.id),
+}
 _MINER_UPSERT = {
     "sqlite": sqlite_insert(_table(Miner)).on_conflict_do_nothing(index_elements=["hotkey"]),
     "postgresql": pg_insert(_table(Miner)).on_conflict_do_nothing(index_elements=["hotkey"]),
@@ -92,35 +100,49 @@ def create_submission(
     if existing is not None:
         return existing, False
     _ensure_miner(session, new.hotkey)
-    submission = Submission(
-        id=str(uuid.uuid4()),
-        hotkey=new.hotkey,
-        status=S.PENDING.value,
-        archive_sha256=archive_sha256,
-        code_hash=project.code_hash if project else None,
-        filename=new.filename,
-        byte_size=len(new.data),
-        epoch=new.epoch,
-        origin=new.origin,
-        submit_metadata=new.metadata or {},
-        infra_attempts=0,
-        created_at=utcnow(),
-    )
-    try:
-        if session.get_bind().dialect.name == "sqlite":
-            # The caller holds SQLite's write lock since BEGIN: no concurrent insert can race this one.
-            session.add(submission)
-            session.flush()
-        else:
-            # A savepoint, so a concurrent insert of the same bytes leaves the caller's transaction usable.
-            with session.begin_nested():
-                session.add(submission)
-                session.flush()
-    except IntegrityError:
-        raced = find_same_bytes(session, new.hotkey, archive_sha256)
-        if raced is None:
-            raise
-        return raced, False
+    now = utcnow()
+    values: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "hotkey": new.hotkey,
+        "status": S.PENDING.value,
+        "reason_code": None,
+        "reason": None,
+        "code_hash": project.code_hash if project else None,
+        "archive_sha256": archive_sha256,
+        "filename": new.filename,
+        "byte_size": len(new.data),
+        "epoch": new.epoch,
+        "origin": new.origin,
+        "submit_metadata": new.metadata or {},
+        "stage": None,
+        "infra_attempts": 0,
+        "next_attempt_at": None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "architecture_hash": None,
+        "created_at": now,
+        "updated_at": now,
+        "started_at": None,
+        "finished_at": None,
+    }
+    upsert = _SUBMISSION_INSERT.get(session.get_bind().dialect.name)
+    if upsert is None:
+        submission, created = _insert_with_orm(session, values)
+        if not created:
+            return submission, False
+    else:
+        # One statement, no savepoint: when the same bytes from this hotkey went in meanwhile
+        # (a concurrent retry), it inserts nothing and the first submission is the answer.
+        if session.connection().execute(upsert, values).scalar() is None:
+            raced = find_same_bytes(session, new.hotkey, archive_sha256)
+            if raced is None:
+                raise LookupError(f"the insert of {archive_sha256} conflicted, yet no submission holds it")
+            return raced, False
+        # Every column was just written from `values`: the ORM object is attached as persistent
+        # with all of them loaded, without reading the row back.
+        submission = Submission(**values)
+        make_transient_to_detached(submission)
+        session.add(submission)
     # The rows that hang off the submission go in as plain INSERTs: the ORM's unit of work was
     # most of intake's database CPU, and nothing here needs identity tracking.
     now = utcnow()
@@ -168,6 +190,22 @@ def create_submission(
             reason=rejection.reason,
             evidence=rejection.evidence,
         )
+    return submission, True
+
+
+def _insert_with_orm(session: Session, values: dict[str, Any]) -> tuple[Submission, bool]:
+    """A database without ON CONFLICT: the ORM insert in a savepoint, so a concurrent insert of
+    the same bytes leaves the caller's transaction usable."""
+    submission = Submission(**values)
+    try:
+        with session.begin_nested():
+            session.add(submission)
+            session.flush()
+    except IntegrityError:
+        raced = find_same_bytes(session, values["hotkey"], values["archive_sha256"])
+        if raced is None:
+            raise
+        return raced, False
     return submission, True
 
 
