@@ -138,4 +138,4 @@ def up(
     ),
 ) -> None:
     """The embedded default: API and worker in one process, on SQLite and the bubblewrap sandbox."""
-    run_api(host=host, port=port, with_worker=True)
+    run_api(host=host, port=port, with_worker=True, workers=1)
