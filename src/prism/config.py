@@ -208,6 +208,8 @@ class Settings(BaseSettings):
     body_read_timeout_seconds: float = Field(30.0, gt=0)
     http_limit_concurrency: int = Field(1024, ge=1)
     http_keep_alive_seconds: int = Field(5, ge=1)
+    # `prism serve` processes sharing the port (each with its own weights refresher).
+    http_workers: int = Field(1, ge=1, le=64)
     # Clean-up: work dirs of failed/rejected submissions (and stray sandbox temp dirs and empty
     # job cgroups) are kept this long for an operator to inspect, then removed.
     work_retention_hours: float = Field(24.0, ge=0)
