@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from prism.api.app import create_app
+from prism.api.console_views import sandbox_health
 from prism.config import Settings, get_settings
 from prism.errors import ConfigError
 from prism.evaluation.evaluate import locked_dataset
@@ -85,6 +86,20 @@ def test_the_held_out_sandbox_is_never_the_broker(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("PRISM_HELDOUT_SANDBOX", "broker")
     with pytest.raises(ConfigError, match="PRISM_HELDOUT_SANDBOX"):
         get_settings()
+
+
+@needs_bwrap
+def test_readiness_checks_the_held_out_sandbox_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = tmp_path / "broker-token"
+    token.write_text(TOKEN)
+    monkeypatch.setenv("PRISM_BROKER_TOKEN_FILE", str(token))
+    on_platform = Settings(sandbox_backend="broker", broker_url="http://broker", base_eval_val_data_dir=tmp_path)
+    ready = sandbox_health(on_platform)
+    assert (ready.backend, ready.healthy) == ("broker (held-out: bubblewrap)", True), ready.detail
+    broken = sandbox_health(on_platform.model_copy(update={"sandbox_bwrap_binary": "prism-no-such-bwrap"}))
+    assert (broken.backend, broken.healthy) == ("broker (held-out: bubblewrap)", False)
+    assert "PRISM_HELDOUT_SANDBOX=auto" in broken.detail and "prism-no-such-bwrap" in broken.detail
+    assert sandbox_health(on_platform.model_copy(update={"heldout_sandbox": "same"})).backend == "broker"
 
 
 # -- Platform's data and the stand-in broker ---------------------------------------------------------
