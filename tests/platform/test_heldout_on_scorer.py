@@ -22,9 +22,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
 from prism.api.app import create_app
 from prism.api.console_views import sandbox_health
+from prism.cli import app
 from prism.config import Settings, get_settings
 from prism.errors import ConfigError
 from prism.evaluation.evaluate import locked_dataset
@@ -100,6 +102,23 @@ def test_readiness_checks_the_held_out_sandbox_too(tmp_path: Path, monkeypatch: 
     assert (broken.backend, broken.healthy) == ("broker (held-out: bubblewrap)", False)
     assert "PRISM_HELDOUT_SANDBOX=auto" in broken.detail and "prism-no-such-bwrap" in broken.detail
     assert sandbox_health(on_platform.model_copy(update={"heldout_sandbox": "same"})).backend == "broker"
+
+
+@pytest.mark.sandbox
+@pytest.mark.slow
+@needs_bwrap
+def test_sandbox_check_checks_the_held_out_sandbox_after_the_main_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRISM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PRISM_HELDOUT_SANDBOX", "docker")
+    monkeypatch.setenv("PRISM_DOCKER_BINARY", "prism-no-such-docker")
+    result = CliRunner().invoke(app, ["sandbox", "check"])
+    assert result.exit_code == 1, result.output
+    main, _, held = result.output.partition("held-out backend: docker")
+    assert "backend: bubblewrap" in main and main.count("PASS") == 11 and "FAIL" not in main
+    assert "FAIL  network blocked" in held and "PASS" not in held
+    assert "prism-no-such-docker" in result.output
 
 
 # -- Platform's data and the stand-in broker ---------------------------------------------------------
