@@ -37,6 +37,10 @@ from prism.errors import ConfigError
 log = logging.getLogger(__name__)
 
 SandboxBackendName = Literal["bubblewrap", "docker", "broker"]
+# Where the held-out phase runs: `auto` (a local bubblewrap sandbox on this host when the broker is
+# the backend and Platform's val split is mounted here, else where training ran), `same`, or a
+# local backend by name.
+HeldoutSandboxName = Literal["auto", "same", "bubblewrap", "docker"]
 PLATFORM_MARKERS = ("BASE_CHALLENGE_SLUG", "CHALLENGE_SLUG")
 PLATFORM_HOST, PLATFORM_PORT = "0.0.0.0", 8080  # noqa: S104 - Platform reaches the container over its overlay
 LOCAL_HOST, LOCAL_PORT = "127.0.0.1", 8000
@@ -132,6 +136,8 @@ class Settings(BaseSettings):
     sandbox_bwrap_binary: str = "bwrap"
     # cgroup v2 only: a delegated cgroup (no processes of its own) under which job cgroups go.
     sandbox_cgroup_parent: Path | None = None
+    # The held-out phase's backend (`HeldoutSandboxName`; docs/sandbox.md, held-out on the scorer).
+    heldout_sandbox: HeldoutSandboxName = "auto"
     broker_task_id: str = "prism-evaluation"
     broker_request_slack_seconds: float = Field(60.0, ge=0)
     docker_image: str = "prism-runtime:latest"

@@ -15,7 +15,7 @@ from prism.evaluation.evaluate import evaluate_project
 from prism.evaluation.jobs import MODES, Mode
 from prism.intake.project import Project
 from prism.runtime_config import DEFAULT_RUNTIME_CONFIG, RuntimeConfig
-from prism.sandbox import get_sandbox
+from prism.sandbox import get_heldout_sandbox, get_sandbox
 
 
 def _runtime_config(settings: Settings) -> RuntimeConfig:
@@ -84,6 +84,7 @@ def evaluate(
             sandbox=get_sandbox(settings),
             submission_id=f"local-{project.code_hash[:12]}",
             unreviewed=unreviewed,
+            heldout_sandbox=get_heldout_sandbox(settings),
         )
     except PrismError as exc:
         typer.echo(f"error: {exc}", err=True)

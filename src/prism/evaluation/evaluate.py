@@ -19,10 +19,11 @@ from prism.config import Settings
 from prism.errors import PrismError
 from prism.evaluation.data import MANIFEST_NAME, LockedDataset, ensure_fixture_dataset, load_locked_dataset
 from prism.evaluation.errors import DatasetError, EvaluationRejected, MinerCodeFailed
+from prism.evaluation.heldout_host import run_heldout_placed
 from prism.evaluation.jobs import Mode, make_job
 from prism.evaluation.manifest import ValidationReport, build_manifest, validate_manifest
 from prism.evaluation.platform_data import FINEWEB_EDU_PIN, is_platform_layout, platform_dataset
-from prism.evaluation.runner import run_heldout, run_inspect, run_train
+from prism.evaluation.runner import run_inspect, run_train
 from prism.evaluation.suspicion import suspicions
 from prism.evidence import Evidence, evidence_to_json
 from prism.intake.project import Project
@@ -133,9 +134,11 @@ def evaluate_project(
     dataset: LockedDataset | None = None,
     work_dir: Path | None = None,
     unreviewed: bool = False,
+    heldout_sandbox: Sandbox | None = None,
 ) -> EvaluationOutcome:
     """Review, then the three phases and validation. `unreviewed` skips review to test the walls:
-    it refuses `official` mode and its outcome is never scoring."""
+    it refuses `official` mode and its outcome is never scoring. `heldout_sandbox` (from
+    `get_heldout_sandbox`) runs the held-out phase on this host instead of on `sandbox`."""
     if unreviewed and mode == "official":
         raise UnreviewedOfficialRun("an unreviewed run cannot be official: it exists to test the walls")
     outcome = _evaluate(
@@ -148,6 +151,7 @@ def evaluate_project(
         dataset=dataset,
         work_dir=work_dir,
         reviewed=not unreviewed,
+        heldout_sandbox=heldout_sandbox,
     )
     return replace(outcome, unreviewed=unreviewed)
 
@@ -163,6 +167,7 @@ def _evaluate(
     dataset: LockedDataset | None,
     work_dir: Path | None,
     reviewed: bool,
+    heldout_sandbox: Sandbox | None = None,
 ) -> EvaluationOutcome:
     findings = _static_review(project) if reviewed else None
     if findings:
@@ -183,7 +188,9 @@ def _evaluate(
         try:
             inspect = run_inspect(job, project, sandbox)
             train = run_train(job, project, sandbox, inspect)
-            heldout = run_heldout(job, project, sandbox, train)
+            heldout = run_heldout_placed(
+                job, project, sandbox, train, heldout_sandbox=heldout_sandbox, settings=settings
+            )
         except EvaluationRejected as exc:
             return EvaluationOutcome(decision="rejected", reason_code=exc.reason_code, evidence=exc.evidence)
         except MinerCodeFailed as exc:

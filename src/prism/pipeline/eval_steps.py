@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from prism.errors import PrismError
 from prism.evaluation.evaluate import locked_dataset
+from prism.evaluation.heldout_host import local_heldout_job, run_heldout_here
 from prism.evaluation.jobs import EvaluationJob, Mode, make_job
 from prism.evaluation.manifest import build_manifest, validate_manifest
 from prism.evaluation.metrics import LossCurve
@@ -182,10 +183,22 @@ def train_step(ctx: StepContext) -> StepOutcome:
 
 
 def heldout_step(ctx: StepContext) -> StepOutcome:
+    """Held-out scoring where the settings place it: with the other phases, or (on Platform) in a
+    local sandbox on this host, beside the secret val split and the weights (`heldout_host`)."""
     job = load_job(ctx)
     train = TrainResult.from_json(ctx.records["train"]["train"])
-    heldout = run_heldout(job, ctx.project, ctx.sandbox, train)
-    return StepOutcome.passed(f"{heldout.heldout_bits_per_byte:.4f} held-out bits/byte", heldout=heldout.to_json())
+    local = ctx.heldout_sandbox
+    if local is None:
+        heldout = run_heldout(job, ctx.project, ctx.sandbox, train)
+        where = {"sandbox": ctx.settings.sandbox_backend, "device": job.device}
+    else:
+        heldout = run_heldout_here(job, ctx.project, local, train, ctx.settings)
+        where = {"sandbox": local.name, "device": local_heldout_job(job).device}
+    return StepOutcome.passed(
+        f"{heldout.heldout_bits_per_byte:.4f} held-out bits/byte ({where['sandbox']}, {where['device']})",
+        heldout=heldout.to_json(),
+        heldout_ran_on=where,
+    )
 
 
 def validation_step(ctx: StepContext) -> StepOutcome:
