@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from prism.evaluation.heldout_host import run_heldout_placed
 from prism.evaluation.jobs import Mode, make_job
 from prism.evaluation.manifest import ValidationReport, build_manifest, validate_manifest
 from prism.evaluation.platform_data import FINEWEB_EDU_PIN, is_platform_layout, platform_dataset
+from prism.evaluation.progress import ProgressPoint
 from prism.evaluation.runner import run_inspect, run_train
 from prism.evaluation.suspicion import suspicions
 from prism.evidence import Evidence, evidence_to_json
@@ -135,10 +137,12 @@ def evaluate_project(
     work_dir: Path | None = None,
     unreviewed: bool = False,
     heldout_sandbox: Sandbox | None = None,
+    on_progress: Callable[[ProgressPoint], None] | None = None,
 ) -> EvaluationOutcome:
     """Review, then the three phases and validation. `unreviewed` skips review to test the walls:
     it refuses `official` mode and its outcome is never scoring. `heldout_sandbox` (from
-    `get_heldout_sandbox`) runs the held-out phase on this host instead of on `sandbox`."""
+    `get_heldout_sandbox`) runs the held-out phase on this host instead of on `sandbox`.
+    `on_progress` gets the recorder's live training points (advisory: only the report counts)."""
     if unreviewed and mode == "official":
         raise UnreviewedOfficialRun("an unreviewed run cannot be official: it exists to test the walls")
     outcome = _evaluate(
@@ -152,6 +156,7 @@ def evaluate_project(
         work_dir=work_dir,
         reviewed=not unreviewed,
         heldout_sandbox=heldout_sandbox,
+        on_progress=on_progress,
     )
     return replace(outcome, unreviewed=unreviewed)
 
@@ -168,6 +173,7 @@ def _evaluate(
     work_dir: Path | None,
     reviewed: bool,
     heldout_sandbox: Sandbox | None = None,
+    on_progress: Callable[[ProgressPoint], None] | None = None,
 ) -> EvaluationOutcome:
     findings = _static_review(project) if reviewed else None
     if findings:
@@ -187,7 +193,7 @@ def _evaluate(
         )
         try:
             inspect = run_inspect(job, project, sandbox)
-            train = run_train(job, project, sandbox, inspect)
+            train = run_train(job, project, sandbox, inspect, on_progress=on_progress)
             heldout = run_heldout_placed(
                 job, project, sandbox, train, heldout_sandbox=heldout_sandbox, settings=settings
             )
