@@ -68,6 +68,7 @@ def _env(threads: int) -> dict[str, str]:
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(ROOT / "src"),
         "PYTHONWARNINGS": "ignore",
+        "PYTHONHASHSEED": "0",  # as the runner sets it: the recorder forks its model processes
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
     }

@@ -1,11 +1,17 @@
-"""Bridge intake under load, with the server in its own process and the clients in this one.
+"""Bridge intake under load, with the server in its own process(es) and the client in another.
 
-Load mode (default): `--clients` concurrent clients send `--total` distinct submissions to a
-`prism serve` subprocess; baseline in the same run is the same clients calling `GET /health`.
-Printed: submissions/s, p99, the server's CPU per submission and per health check (read from
-/proc of the server process), get_weights measured while `--scored` scored hotkeys are in the
-database, and where the server's CPU per submission goes (a profile of the request path's own
-pieces, measured in this process on the same archives).
+Load mode (default): `prism serve` (as deployed: default log level, `--workers N` processes)
+takes distinct submissions from `benchmarks/loadgen.py`, a raw HTTP/1.1 client in its own
+process whose CPU is printed too. In one run, against the same server:
+
+- baseline: `GET /health` by the same client, closed loop (`--clients` connections);
+- submissions, closed loop: the most the server takes (`--total` uploads);
+- submissions, open loop: `--rate` uploads a second for `--seconds`, each latency counted from
+  when the upload was due (a server that falls behind is charged for it): the goal's figure;
+- get_weights with `--scored` scored hotkeys in the database, closed loop;
+- nothing lost: every upload answered 201 is in the database, and every upload was answered 201;
+- the server's CPU per submission and per health check (all its processes, from /proc), and
+  where a submission's CPU goes (the request path's own pieces, measured in this process).
 
 Paced mode (`--paced 5 --seconds 60 --workers 1`): submissions at a fixed rate while real
 `prism worker` processes (bubblewrap sandbox) take them; afterwards it counts "database is
@@ -14,7 +20,8 @@ A full worker spends minutes per evaluation, so it meets few uploads; `--review-
 each submission after the review steps (the read-then-write source-duplicate check included),
 so the workers claim and write hundreds of times while the uploads commit.
 
-    .venv/bin/python benchmarks/intake.py [--clients 50] [--total 1000] [--database-url URL]
+    .venv/bin/python benchmarks/intake.py [--server-workers 2] [--clients 50] [--total 1000] [--rate 200]
+        [--database-url URL]
     .venv/bin/python benchmarks/intake.py --paced 5 --seconds 60 [--review-only] [--workers 2 --database-url URL]
 """
 
@@ -26,14 +33,11 @@ import io
 import os
 import pstats
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -41,7 +45,8 @@ from sqlalchemy import func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.served import served
+from benchmarks.loadgen import LoadResult, http_request, run_load
+from benchmarks.served import cpu_seconds, served
 from tests.scored import seed_scored
 
 from prism.config import Settings
@@ -82,32 +87,12 @@ def _headers(index: int) -> dict[str, str]:
     }
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _load(url: str, clients: int, total: int, call: Callable[[httpx.Client, int], None]) -> tuple[float, list[float]]:
-    latencies: list[float] = []
-
-    def run(client_index: int) -> list[float]:
-        own = []
-        with httpx.Client(base_url=url, timeout=120) as http:
-            for i in range(client_index, total, clients):
-                started = time.perf_counter()
-                call(http, i)
-                own.append(time.perf_counter() - started)
-        return own
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        for batch in pool.map(run, range(clients)):
-            latencies.extend(batch)
-    return time.perf_counter() - started, latencies
-
-
-def _p99(values: list[float]) -> float:
-    return statistics.quantiles(values, n=100)[98]
+def _result_line(name: str, result: LoadResult, unit: str) -> str:
+    client_ms = result.client_cpu_seconds / len(result.latencies) * 1000
+    return (
+        f"{name:<34}: {result.rate:8.1f} {unit}/s  p50 {result.quantile_ms(0.5):7.1f} ms"
+        f"  p99 {result.quantile_ms(0.99):7.1f} ms  client CPU {client_ms:.3f} ms/req"
+    )
 
 
 def _env(url: str, data_dir: Path) -> dict[str, str]:
@@ -169,55 +154,60 @@ def load(args: argparse.Namespace, tmp: Path) -> None:
     with sessions() as session, session.begin():
         seed_scored(session, hotkeys=args.scored, families=max(1, args.scored // 4), epoch=epoch_at(utcnow(), 4320))
     engine.dispose()
-    archives = [_archive(i) for i in range(args.total + 200)]
-
-    def submit(http: httpx.Client, i: int) -> None:
-        response = http.post("/internal/v1/bridge/submissions", headers=_headers(i), content=archives[i])
-        assert response.status_code == 201, response.text
-
-    def health(http: httpx.Client, _i: int) -> None:
-        assert http.get("/health").status_code == 200
-
-    def weights(http: httpx.Client, _i: int) -> None:
-        response = http.get("/internal/v1/get_weights", headers=_headers(0))
-        assert response.status_code == 200 and response.json()["weights"]
-
-    with served(_env(url, tmp)) as (base, pid):
+    paced_total = int(args.rate * args.seconds)
+    archives = [_archive(i) for i in range(args.total + paced_total + 200)]
+    uploads = [
+        http_request("POST", "/internal/v1/bridge/submissions", _headers(i), archives[i])
+        for i in range(args.total + paced_total)
+    ]
+    health = [http_request("GET", "/health", {})]
+    weights = [http_request("GET", "/internal/v1/get_weights", _headers(0))]
+    work = tmp / "load"
+    with served(_env(url, tmp), workers=args.server_workers, log=tmp / "server.log") as (base, pid):
         deadline = time.monotonic() + 300
         while not httpx.get(f"{base}/internal/v1/get_weights", headers=_headers(0)).json()["weights"]:
             assert time.monotonic() < deadline, "no weights snapshot"
             time.sleep(0.2)
-        _load(base, args.clients, 200, health)  # warm-up
-        cpu = _cpu_seconds(pid)
-        base_s, base_lat = _load(base, args.clients, args.total, health)
-        health_cpu = (_cpu_seconds(pid) - cpu) / args.total
-        cpu = _cpu_seconds(pid)
-        sub_s, sub_lat = _load(base, args.clients, args.total, submit)
-        sub_cpu = (_cpu_seconds(pid) - cpu) / args.total
-        w_s, w_lat = _load(base, args.clients, args.total, weights)
+        run_load(base, health * 500, work, connections=args.clients)  # warm-up
+        cpu = cpu_seconds(pid)
+        baseline = run_load(base, health * args.total, work, connections=args.clients)
+        health_cpu = (cpu_seconds(pid) - cpu) / args.total
+        cpu = cpu_seconds(pid)
+        closed = run_load(base, uploads[: args.total], work, connections=args.clients)
+        sub_cpu = (cpu_seconds(pid) - cpu) / args.total
+        opened = run_load(base, uploads[args.total :], work, connections=args.clients, rate=args.rate)
+        got = run_load(base, weights * args.total, work, connections=args.clients)
     engine = make_engine(url)
     with make_session_factory(engine)() as session:
         stored = session.scalar(select(func.count()).select_from(Submission).where(Submission.hotkey.in_(HOTKEYS)))
     engine.dispose()
-    cores = os.cpu_count()
-    print(f"clients={args.clients} requests={args.total} database={engine.dialect.name} cores={cores}")
-    print(f"baseline GET /health : {args.total / base_s:8.1f} req/s   p99 {_p99(base_lat) * 1000:7.1f} ms")
-    print(f"bridge submissions   : {args.total / sub_s:8.1f} sub/s   p99 {_p99(sub_lat) * 1000:7.1f} ms")
+    created = closed.statuses.get(201, 0) + opened.statuses.get(201, 0)
+    sent = args.total + paced_total
     print(
-        f"get_weights          : {args.total / w_s:8.1f} req/s   p99 {_p99(w_lat) * 1000:7.1f} ms"
-        f"   ({args.scored} scored hotkeys)"
+        f"database={engine.dialect.name} cores={os.cpu_count()} server processes={args.server_workers}"
+        f" connections={args.clients} load average={os.getloadavg()[0]:.1f}"
     )
-    print(f"stored {stored} of {args.total} submissions (nothing lost: {stored == args.total})")
+    print(_result_line("baseline GET /health (closed)", baseline, "req"))
+    print(_result_line("bridge submissions (closed)", closed, "sub"))
+    print(_result_line(f"bridge submissions (open, {args.rate:g}/s)", opened, "sub"))
+    print(_result_line(f"get_weights ({args.scored} scored hotkeys)", got, "req"))
+    print(f"answers: closed {closed.statuses}, open {opened.statuses}, get_weights {got.statuses}")
+    lost = not (stored == created == sent)
+    print(f"sent {sent}, answered 201 {created}, stored {stored} (nothing lost: {not lost})")
     print(f"server CPU per submission {sub_cpu * 1000:.2f} ms, per health check {health_cpu * 1000:.2f} ms")
-    print(f"ratio throughput submissions/health = {(args.total / sub_s) / (args.total / base_s):.2f}")
-    print(f"ratio server CPU submission/health  = {sub_cpu / health_cpu:.2f}")
-    print(f"ratio p99 get_weights/health        = {_p99(w_lat) / _p99(base_lat):.2f}")
-    goal = args.total / sub_s >= 200 and _p99(sub_lat) < 0.1
-    print(f"goal >= 200 sub/s with p99 < 100 ms: {'met' if goal else 'NOT met'} on this machine")
+    print(f"ratio throughput submissions/health (closed) = {closed.rate / baseline.rate:.2f}")
+    print(f"ratio server CPU submission/health          = {sub_cpu / health_cpu:.2f}")
+    print(f"ratio p99 get_weights/health                = {got.quantile_ms(0.99) / baseline.quantile_ms(0.99):.2f}")
+    kept_up = opened.rate >= 0.98 * args.rate
+    goal = args.rate >= 200 and kept_up and opened.quantile_ms(0.99) < 100 and closed.rate >= 200 and not lost
+    print(
+        f"goal >= 200 sub/s with p99 < 100 ms, nothing lost: {'met' if goal else 'NOT met'} on this machine"
+        f" (open loop {opened.rate:.0f}/s p99 {opened.quantile_ms(0.99):.1f} ms; closed loop {closed.rate:.0f}/s)"
+    )
     print("where a submission's server CPU goes:")
-    print(f"  total (server process, measured)        : {sub_cpu * 1000:6.2f} ms")
+    print(f"  total (server processes, measured)      : {sub_cpu * 1000:6.2f} ms")
     print(f"  HTTP path of a health check (baseline)   : {health_cpu * 1000:6.2f} ms")
-    profile_request_path(url, archives[args.total : args.total + 200])
+    profile_request_path(url, archives[sent:])
 
 
 def paced(args: argparse.Namespace, tmp: Path) -> None:
@@ -299,12 +289,14 @@ def review_worker() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--total", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=50, help="connections of the load generator")
+    parser.add_argument("--total", type=int, default=1000, help="uploads in the closed loop")
+    parser.add_argument("--rate", type=float, default=200.0, help="uploads per second in the open loop")
+    parser.add_argument("--server-workers", type=int, default=2, help="`prism serve --workers`")
     parser.add_argument("--scored", type=int, default=10_000, help="scored hotkeys present for get_weights")
     parser.add_argument("--database-url", default=None, help="an empty database (default: a new SQLite file)")
     parser.add_argument("--paced", type=float, default=0.0, help="submissions per second (paced mode)")
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the open loop or of paced mode")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--settle", type=float, default=30.0, help="seconds the workers keep going after intake")
     parser.add_argument("--review-only", action="store_true", help="paced: workers stop after the review steps")

@@ -1,4 +1,9 @@
-"""`prism serve` in its own process, for benchmarks whose clients must not share its CPU or GIL."""
+"""`prism serve` in its own process(es), for benchmarks whose clients must not share its CPU or GIL.
+
+It runs as deployed: the default log level (INFO: uvicorn's access line for every request, into
+a file here), the default middleware, the limits `prism serve` sets. `cpu_seconds` adds up the
+server's processes (with `--workers N`, the supervisor and its N children).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -20,14 +26,41 @@ def _free_port() -> int:
         return port
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.extend(int(child) for child in text)
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and every process below it, from /proc."""
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            stack.extend(_children(current))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 @contextmanager
-def served(env: Mapping[str, str], *, timeout: float = 120.0) -> Iterator[tuple[str, int]]:
+def served(
+    env: Mapping[str, str], *, timeout: float = 120.0, workers: int = 1, log: Path | None = None
+) -> Iterator[tuple[str, int]]:
     """(base URL, server pid) of a `prism serve` started with `env` added to this environment."""
     port = _free_port()
+    command = [sys.executable, "-m", "prism", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    output = log.open("w") if log is not None else subprocess.DEVNULL
     process = subprocess.Popen(
-        [sys.executable, "-m", "prism", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, "PRISM_LOG_LEVEL": "WARNING", **env},
-        stdout=subprocess.DEVNULL,
+        [*command, "--workers", str(workers)],
+        env={**os.environ, **env},
+        stdout=output,
+        stderr=output,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
@@ -49,3 +82,5 @@ def served(env: Mapping[str, str], *, timeout: float = 120.0) -> Iterator[tuple[
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if log is not None and not isinstance(output, int):
+            output.close()

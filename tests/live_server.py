@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,13 +25,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(settings: Settings, **uvicorn_options: Any) -> Iterator[str]:
+def live_server(
+    settings: Settings, *, wrap: Callable[[Any], Any] | None = None, **uvicorn_options: Any
+) -> Iterator[str]:
+    """`wrap`, if given, wraps the ASGI app (e.g. to see which requests a client made)."""
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     port = free_port()
+    app: Any = create_app(settings, engine=engine)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, engine=engine), host="127.0.0.1", port=port, log_level="warning", **uvicorn_options
+            app if wrap is None else wrap(app), host="127.0.0.1", port=port, log_level="warning", **uvicorn_options
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

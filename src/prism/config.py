@@ -37,6 +37,10 @@ from prism.errors import ConfigError
 log = logging.getLogger(__name__)
 
 SandboxBackendName = Literal["bubblewrap", "docker", "broker"]
+# Where the held-out phase runs: `auto` (a local bubblewrap sandbox on this host when the broker is
+# the backend and Platform's val split is mounted here, else where training ran), `same`, or a
+# local backend by name.
+HeldoutSandboxName = Literal["auto", "same", "bubblewrap", "docker"]
 PLATFORM_MARKERS = ("BASE_CHALLENGE_SLUG", "CHALLENGE_SLUG")
 PLATFORM_HOST, PLATFORM_PORT = "0.0.0.0", 8080  # noqa: S104 - Platform reaches the container over its overlay
 LOCAL_HOST, LOCAL_PORT = "127.0.0.1", 8000
@@ -132,6 +136,8 @@ class Settings(BaseSettings):
     sandbox_bwrap_binary: str = "bwrap"
     # cgroup v2 only: a delegated cgroup (no processes of its own) under which job cgroups go.
     sandbox_cgroup_parent: Path | None = None
+    # The held-out phase's backend (`HeldoutSandboxName`; docs/sandbox.md, held-out on the scorer).
+    heldout_sandbox: HeldoutSandboxName = "auto"
     broker_task_id: str = "prism-evaluation"
     broker_request_slack_seconds: float = Field(60.0, ge=0)
     docker_image: str = "prism-runtime:latest"
@@ -144,6 +150,14 @@ class Settings(BaseSettings):
     dataset_dir: Path | None = None
     # The revision a Platform-staged dataset must be pinned to (None: the FineWeb-Edu pin PRISM knows).
     dataset_pin: str | None = None
+    # Platform's locked splits as its install script mounts them on the challenge service: each
+    # split a flat volume of its own, without the MANIFEST.json, which the operator provides apart.
+    dataset_manifest: Path | None = None
+    base_eval_train_data_dir: Path | None = None  # Platform's train volume here (/secret/train)
+    base_eval_val_data_dir: Path | None = None  # Platform's secret val volume here (/secret/val)
+    # Where Platform's broker mounts the train split (read-only) in every evaluation container;
+    # the train phase reads it there instead of a staged copy. Empty: stage the split as elsewhere.
+    base_eval_data_dir: str = "/data/fineweb-edu/train"
 
     # Worker.
     worker_lease_seconds: int = Field(60, ge=5)
@@ -174,6 +188,14 @@ class Settings(BaseSettings):
         # Platform's CHALLENGE_DOCKER_BACKEND says "cli" for the Docker CLI.
         return "docker" if isinstance(value, str) and value.strip().lower() == "cli" else value
 
+    @field_validator("base_eval_data_dir")
+    @classmethod
+    def _container_path(cls, value: str) -> str:
+        value = value.strip()
+        if value and (not value.startswith("/") or value != os.path.normpath(value) or value == "/"):
+            raise ValueError(f"PRISM_BASE_EVAL_DATA_DIR must be an absolute, normalised path or empty, not {value!r}")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _sync_driver(cls, value: str | None) -> str | None:
@@ -192,6 +214,8 @@ class Settings(BaseSettings):
     body_read_timeout_seconds: float = Field(30.0, gt=0)
     http_limit_concurrency: int = Field(1024, ge=1)
     http_keep_alive_seconds: int = Field(5, ge=1)
+    # `prism serve` processes sharing the port (each with its own weights refresher).
+    http_workers: int = Field(1, ge=1, le=64)
     # Clean-up: work dirs of failed/rejected submissions (and stray sandbox temp dirs and empty
     # job cgroups) are kept this long for an operator to inspect, then removed.
     work_retention_hours: float = Field(24.0, ge=0)

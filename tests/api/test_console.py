@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from prism.api import console_auth
 from prism.api.app import create_app
 from prism.config import Settings
+from prism.evaluation.progress import ProgressPoint
+from prism.pipeline.live_curve import LiveCurveWriter
 from prism.store.db import make_engine, make_session_factory
 from prism.store.lifecycle import transition
 from prism.store.migrate import upgrade
@@ -333,6 +335,40 @@ def test_resolve_reject_needs_a_reason_and_carries_the_evidence(
         submission = session.get(Submission, seeded.quarantined)
         assert submission is not None and submission.status == S.REJECTED.value
         assert submission.reason_code == "operator.reject"
+
+
+def test_a_training_submission_shows_its_live_curve_marked_unverified(
+    anon: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    with sessions() as session:
+        sid = submit_source(session, "5TrainingHotkey", "def build_model(ctx):\n    return None\n")
+        submission = session.get(Submission, sid)
+        assert submission is not None
+        transition(session, submission, S.RUNNING, actor="worker:test")
+        submission.stage = "graph_duplicates"
+        session.commit()
+    with LiveCurveWriter(sessions, sid, "train", attempt=1) as writer:
+        for seq, bpb in enumerate((7.5, 6.0, 5.2)):
+            writer.put(
+                ProgressPoint(
+                    phase="train",
+                    seq=seq,
+                    step=seq + 1,
+                    steps=9,
+                    tokens=256 * (seq + 1),
+                    bits_per_byte=bpb,
+                    mean_bits_per_byte=bpb,
+                )
+            )
+    login(anon)
+    html = anon.get(f"/console/submissions/{sid}").text
+    assert "Live training curve (3 points" in html and "unverified" in html
+    assert re.search(r'<path d="M[\d.]+,[\d.]+( L[\d.]+,[\d.]+){2}" class="line"/>', html)
+    with sessions() as session:
+        record_stage(session, sid, "train", "passed", data={"loss_curve": [7.0, 6.0, 5.0, 4.0]})
+        session.commit()
+    html = anon.get(f"/console/submissions/{sid}").text
+    assert "Live training curve" not in html and "Loss curve (4 steps)" in html
 
 
 def test_loss_curve_plot_manifest_leaderboard_and_architectures(

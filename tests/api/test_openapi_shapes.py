@@ -11,6 +11,7 @@ from prism.api.app import create_app
 from prism.api.openapi_docs import (
     Architectures,
     CurrentEpoch,
+    Curve,
     FullSubmissionView,
     Health,
     Leaderboard,
@@ -66,6 +67,7 @@ def test_real_answers_match_the_documented_models(client: TestClient, model_zip:
     _check(SubmissionAccepted, stored.json())
     sid = stored.json()["id"]
     _check(SubmissionView, client.get(f"/v1/submissions/{sid}").json())
+    _check(Curve, client.get(f"/v1/submissions/{sid}/curve").json())
     _check(FullSubmissionView, client.get(f"/internal/v1/submissions/{sid}", headers=AUTH).json())
     _check(Health, client.get("/health").json())
     _check(Version, client.get("/version").json())

@@ -13,9 +13,10 @@ from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from prism.api.app import create_app
-from prism.api.weights import compute_snapshot
+from prism.api.weights import WeightsCache, compute_snapshot
 from prism.config import Settings
 from prism.store.base import utcnow
+from prism.store.db import make_session_factory
 from prism.store.submissions import epoch_at
 from tests.api.conftest import MODEL, make_zip
 from tests.conftest import TOKEN
@@ -94,3 +95,34 @@ def test_reads_issue_no_sql_and_changes_arrive_by_themselves(
     assert second["computed_at"] > first["computed_at"]
     assert set(second["weights"]) - set(first["weights"])
     assert sum(second["weights"].values()) == pytest.approx(1.0)
+
+
+def test_an_idle_sqlite_database_costs_the_refresher_no_query(sqlite_engine: Engine, settings: Settings) -> None:
+    sessions = make_session_factory(sqlite_engine)
+    epoch = epoch_at(utcnow(), settings.epoch_seconds)
+    with sessions() as session, session.begin():
+        seed_scored(session, hotkeys=20, families=5, epoch=epoch)
+    cache = WeightsCache(settings, sessions)  # not started: each refresh is called here
+    assert cache.refresh()
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    event.listen(sqlite_engine, "before_cursor_execute", count)
+    try:
+        assert not cache.refresh() and not cache.refresh()
+        assert statements == []  # nobody committed: not even the marker's counts ran
+        with sessions() as session, session.begin():  # another connection commits a new result
+            seed_scored(session, hotkeys=5, families=5, epoch=epoch, seed=1, start=1000)
+        statements.clear()
+        assert cache.refresh()
+        assert statements  # noticed, and recomputed
+        assert cache.get().metadata["submissions_considered"] == 25
+        cache.invalidate()  # an operator action asks for a refresh even with nothing committed
+        statements.clear()
+        cache.refresh()
+        assert statements
+    finally:
+        event.remove(sqlite_engine, "before_cursor_execute", count)
+        cache.stop()

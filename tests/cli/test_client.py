@@ -111,3 +111,32 @@ def test_progress_names_the_running_stage_and_shows_the_curve() -> None:
 def test_sparkline_falls_with_the_loss() -> None:
     line = sparkline([8.0, 4.0, 2.0, 1.0])
     assert line[0] == "█" and line[-1] == "▁" and len(line) == 4
+
+
+def test_progress_prints_each_live_point_once_and_ticks_when_none_come() -> None:
+    served = [
+        {"seq": seq, "step": 8 * (seq + 1), "steps": 32, "tokens": 2048 * (seq + 1), "bits_per_byte": 7.0 - seq}
+        | {"mean_bits_per_byte": 7.0 - seq / 2}
+        for seq in range(4)
+    ]
+    asked: list[int] = []
+
+    def curve(after: int) -> dict[str, Any]:
+        asked.append(after)
+        return {"live_points": [p for p in served[: 2 * len(asked)] if p["seq"] > after]}
+
+    lines: list[str] = []
+    progress = Progress(lines.append, tick_seconds=0, curve=curve)
+    progress(_view("running", "train"))
+    progress(_view("running", "train"))
+    progress(_view("running", "train"))  # no new point: the tick says it still runs
+    live = [line for line in lines if "live, unverified" in line]
+    assert asked == [-1, 1, 3]
+    assert [line.split()[2] for line in live] == ["8/32", "16/32", "24/32", "32/32"]
+    assert "still at it" in lines[-1]
+    # A backend that streams nothing (the Platform broker): the tick line, as before.
+    quiet: list[str] = []
+    silent = Progress(quiet.append, tick_seconds=0, curve=lambda after: {"live_points": []})
+    silent(_view("running", "train"))
+    silent(_view("running", "train"))
+    assert "still at it" in quiet[-1] and not any("live" in line for line in quiet)

@@ -59,7 +59,9 @@ HarnessRunner = Callable[..., dict[str, Any]]
 def run_harness(tmp_path: Path, fixture_dataset: LockedDataset) -> HarnessRunner:
     """Run one phase of `python -m prism.evaluation.harness` with directories standing in for mounts."""
 
-    def run(phase: str, submission: Path, *, weights: Path | None = None, **overrides: Any) -> dict[str, Any]:
+    def run(
+        phase: str, submission: Path, *, weights: Path | None = None, hash_seed: str | None = "0", **overrides: Any
+    ) -> dict[str, Any]:
         base = tmp_path / f"run-{phase}-{len(list(tmp_path.iterdir()))}"
         job, data, artifacts = base / "job", base / "data", base / "artifacts"
         for d in (job, data, artifacts):
@@ -77,6 +79,8 @@ def run_harness(tmp_path: Path, fixture_dataset: LockedDataset) -> HarnessRunner
         spec = replace(SMALL_SPEC, **{"phase": phase, "shards": shards, **extra, **overrides})
         (job / "job.json").write_text(json.dumps(spec.to_json()))
         env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT / "src")}
+        if hash_seed is not None:  # as the runner sets it; without, model processes are exec'd
+            env["PYTHONHASHSEED"] = hash_seed
         key = secrets.token_bytes(32)
         proc = subprocess.run(
             [

@@ -11,6 +11,7 @@ import pytest
 from prism.config import Settings
 from prism.evaluation.data import LockedDataset
 from prism.evaluation.evaluate import evaluate_project
+from prism.evaluation.progress import ProgressPoint
 from prism.intake.project import Project
 from prism.runtime_config import EvaluationBudget, RuntimeConfig
 from prism.sandbox import get_sandbox
@@ -34,6 +35,7 @@ def _project(path: Path) -> Project:
 
 def test_example_is_accepted_and_learns(tmp_path: Path, fixture_dataset: LockedDataset) -> None:
     settings = Settings(data_dir=tmp_path / "data")
+    live: list[ProgressPoint] = []
     outcome = evaluate_project(
         _project(EXAMPLE / "model.py"),
         settings=settings,
@@ -43,9 +45,14 @@ def test_example_is_accepted_and_learns(tmp_path: Path, fixture_dataset: LockedD
         submission_id="e2e",
         dataset=fixture_dataset,
         work_dir=tmp_path / "work",
+        on_progress=live.append,
     )
     assert outcome.decision == "accepted", outcome.to_json()
     manifest = outcome.manifest
+    # The live points `prism evaluate` prints: in order, ending where the signed figure ends.
+    assert len(live) >= 2 and [p.seq for p in live] == sorted(p.seq for p in live)
+    assert live[-1].step == live[-1].steps and live[-1].tokens == manifest["compute"]["tokens"]
+    assert abs(live[-1].mean_bits_per_byte - manifest["metrics"]["bits_per_byte"]) < 1e-5
     assert manifest["metrics"]["bits_per_byte"] < 6.5
     assert manifest["metrics"]["heldout_bits_per_byte"] < 5.0
     assert manifest["compute"]["tokens"] == 8192 and manifest["compute"]["gpu_count"] == 0

@@ -12,6 +12,10 @@ Platform's broker (`base.master.docker_broker` and `base.schemas.docker_broker`,
   "none", "default" or a "base_" network (400 otherwise); read-only root, init, cap_drop ALL and
   no-new-privileges required (400); privileged refused (403);
 - labels gain `base.challenge`, `base.job` and `base.task`; `list` and `cleanup` take `job_id` only;
+- the swarm backend's per-slug read-only mounts (`_eval_readonly_mounts`, Platform's
+  `DEFAULT_PRISM_EVAL_READONLY_MOUNTS` for prism): `readonly_mounts` (container path -> host
+  directory) are added, read-only, to every job of the slug, beside the request's own mounts,
+  and appear in `argv` as `--mount type=bind,source=...,destination=...,readonly`;
 - the swarm backend's output rules: a CPU job runs on the broker node with bind mounts and its
   stdout is capped to the last `log_limit_bytes` (64,000): nothing is drained. A GPU job runs
   "on another node": its writable mounts are drained after the job as `tar -czf - | base64`
@@ -31,6 +35,7 @@ import secrets
 import tarfile
 import tempfile
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
@@ -156,7 +161,9 @@ def _materialize(mount: BrokerMount, dest: Path) -> None:
         raise BrokerRefusal(400, f"unsupported mount source type: {mount.target}")
 
 
-def docker_argv(request: BrokerRunRequest, slug: str, mounts: list[tuple[str, str, bool]]) -> list[str]:
+def docker_argv(
+    request: BrokerRunRequest, slug: str, mounts: list[tuple[str, str, bool]], readonly: Mapping[str, Path] = {}
+) -> list[str]:
     """The `docker run` Platform's executor would build (its flag order), for assertions."""
     limits = request.limits
     argv = ["docker", "run", "--rm", "--network", limits.network, "--cpus", str(limits.cpus)]
@@ -181,6 +188,8 @@ def docker_argv(request: BrokerRunRequest, slug: str, mounts: list[tuple[str, st
         argv += ["--ulimit", ulimit]
     for source, target, read_only in mounts:
         argv += ["-v", f"{source}:{target}:{'ro' if read_only else 'rw'}"]
+    for target, host in readonly.items():
+        argv += ["--mount", f"type=bind,source={host},destination={target},readonly"]
     if request.workdir:
         argv += ["-w", request.workdir]
     labels = {**request.labels, "base.challenge": slug, "base.job": request.job_id}
@@ -255,9 +264,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class StandInBroker(ThreadingHTTPServer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, readonly_mounts: Mapping[str, Path] = {}) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.sandbox = BubblewrapSandbox(settings)
+        self.readonly_mounts = dict(readonly_mounts)
         self.busy = False
         self.log_limit_bytes = LOG_LIMIT_BYTES
         self.containers: list[dict[str, Any]] = []
@@ -300,7 +310,8 @@ class StandInBroker(ThreadingHTTPServer):
                     writable.append((index, target))
             if len(writable) > 1:
                 raise BrokerRefusal(400, "the stand-in runs one writable mount per job")
-            self.argv.append(docker_argv(request, slug, bound))
+            mounts += [Mount(host, target) for target, host in self.readonly_mounts.items()]
+            self.argv.append(docker_argv(request, slug, bound, self.readonly_mounts))
             name = f"{slug}-{request.job_id[:12]}"
             labels = {**request.labels, "base.challenge": slug, "base.job": request.job_id}
             if request.task_id:

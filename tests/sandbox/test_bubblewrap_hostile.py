@@ -279,3 +279,35 @@ def test_stdin_reaches_the_job_once_and_then_ends(sandbox: BubblewrapSandbox, jo
     result = sandbox.run(spec)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == repr("k3y-for-this-run\n")
+
+
+def test_stdout_reaches_the_tap_while_the_job_still_runs(sandbox: BubblewrapSandbox, job_dir: Path) -> None:
+    # Live progress rests on this: the job waits for a file the host creates only once its tap
+    # has seen the job's first line, so the job can finish only if stdout arrived while it ran.
+    gate = job_dir / "gate"
+    gate.mkdir(mode=0o755)
+    code = (
+        "import os, time\n"
+        "print('first', flush=True)\n"
+        "give_up = time.monotonic() + 60\n"
+        "while not os.path.exists('/gate/open') and time.monotonic() < give_up:\n"
+        "    time.sleep(0.02)\n"
+        "print('second' if os.path.exists('/gate/open') else 'never saw the gate', flush=True)\n"
+    )
+    seen = bytearray()
+
+    def tap(chunk: bytes) -> None:
+        seen.extend(chunk)
+        if b"first\n" in seen:
+            (gate / "open").touch()
+
+    spec = RunSpec(
+        command=("python3", "-c", code),
+        mounts=(Mount(job_dir / "project", SUBMISSION_MOUNT), Mount(gate, "/gate")),
+        artifacts_dir=job_dir / "artifacts",
+        limits=Limits(timeout_seconds=120.0, memory_bytes=512 << 20, memory_swap_bytes=512 << 20),
+        stdout_tap=tap,
+    )
+    result = sandbox.run(spec)
+    assert result.exit_code == 0, result.stderr
+    assert seen.decode() == result.stdout == "first\nsecond\n"

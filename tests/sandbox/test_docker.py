@@ -121,6 +121,25 @@ def test_run_returns_output_and_exit_code(tmp_path: Path) -> None:
     assert len(calls) == 1 and calls[0][0] == "run" and "img:2" in calls[0]
 
 
+def test_stdout_reaches_the_tap_while_the_container_still_runs(tmp_path: Path) -> None:
+    # The fake `docker run` goes on only once the host's tap has seen its first line.
+    gate = tmp_path / "gate"
+    run = (
+        f"echo first; i=0; while [ ! -e {gate} ] && [ $i -lt 3000 ]; do sleep 0.02; i=$((i+1)); done; "
+        f"[ -e {gate} ] && echo second"
+    )
+    script, _ = _fake_docker(tmp_path, run=run)
+    seen = bytearray()
+
+    def tap(chunk: bytes) -> None:
+        seen.extend(chunk)
+        if b"first\n" in seen:
+            gate.touch()
+
+    result = DockerSandbox(Settings(docker_binary=str(script))).run(replace(_spec(tmp_path), stdout_tap=tap))
+    assert result.exit_code == 0 and seen.decode() == result.stdout == "first\nsecond\n"
+
+
 def test_timeout_kills_and_cleans_up_by_label(tmp_path: Path) -> None:
     script, log = _fake_docker(tmp_path, run="exec sleep 30")
     sandbox = DockerSandbox(Settings(docker_binary=str(script)))

@@ -4,8 +4,11 @@ insert races run again, transient errors told apart from bugs."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from prism.store.base import utcnow
-from prism.store.db import is_transient, make_engine, make_session_factory, run_write, write_session
+from prism.store.db import (
+    is_transient,
+    make_engine,
+    make_session_factory,
+    run_write,
+    write_session,
+    writer_gate,
+)
 from prism.store.migrate import upgrade
 from prism.store.models import Miner
 
@@ -71,3 +81,53 @@ def test_transient_and_permanent_failures_are_told_apart(sessions: sessionmaker[
     with sessions() as session, pytest.raises(Exception) as broken:
         session.execute(text("SELECT no_such_column FROM miners"))
     assert not is_transient(broken.value)
+
+
+def test_the_sqlite_writer_gate_waits_for_a_writer_in_another_process(tmp_path: Path) -> None:
+    path = tmp_path / "prism.db"
+    engine = make_engine(f"sqlite:///{path}")
+    gate = writer_gate(engine)
+    assert writer_gate(engine) is gate  # one gate per engine
+    lock_file = Path(f"{path}.writer-lock")
+    assert lock_file.exists()
+    # Another server process holds the gate's file lock until told to let go.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "sys.stdin.readline()\n",
+            str(lock_file),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    entered = threading.Event()
+
+    def write() -> None:
+        with gate:
+            entered.set()
+
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        thread = threading.Thread(target=write)
+        thread.start()
+        assert not entered.wait(0.5)  # queued behind the other process's writer
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert entered.wait(30)  # and in as soon as it let go
+        thread.join(timeout=30)
+    finally:
+        holder.kill()
+        holder.wait()
+    engine.dispose()
+
+
+def test_writer_gates_of_other_databases_need_no_file() -> None:
+    assert not isinstance(writer_gate(make_engine("sqlite://")), nullcontext)  # in memory: the thread lock
+    assert isinstance(writer_gate(create_engine("postgresql+psycopg://prism@127.0.0.1/none")), nullcontext)

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import threading
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from prism.evidence import Evidence
 from prism.intake.project import Project
+from prism.store.db import make_engine, make_session_factory
+from prism.store.migrate import upgrade
 from prism.store.models import Submission
 from prism.store.submissions import (
     NewSubmission,
@@ -88,3 +93,40 @@ def test_counts_and_queue_position(sessions: sessionmaker[Session]) -> None:
         assert positions == [1, 2, 3]
         counts = counts_by_status(session)
         assert counts["pending"] == 3 and counts["rejected"] == 0 and set(counts) >= {"held", "quarantined", "failed"}
+
+
+def test_the_same_bytes_racing_in_two_transactions_are_one_submission(fresh_postgres_url: str) -> None:
+    """PostgreSQL lets two uploads of the same bytes run at once: the second one's pre-check sees
+    nothing (the first has not committed), its insert waits for the first and then inserts
+    nothing, and it answers with the first submission instead of an error."""
+    engine = make_engine(fresh_postgres_url)
+    upgrade(engine)
+    sessions = make_session_factory(engine)
+    first_inserted, first_may_commit = threading.Event(), threading.Event()
+    answers: dict[str, tuple[str, bool]] = {}
+
+    def upload(name: str) -> None:
+        with sessions() as session, session.begin():
+            submission, created = create_submission(
+                session, NewSubmission(HOTKEY, "m.py", b"raced", epoch=1), project=None, rejection=None, actor="t"
+            )
+            answers[name] = (submission.id, created)
+            if name == "first":
+                first_inserted.set()
+                assert first_may_commit.wait(30)
+
+    first = threading.Thread(target=upload, args=("first",))
+    first.start()
+    assert first_inserted.wait(30)
+    second = threading.Thread(target=upload, args=("second",))
+    second.start()
+    second.join(timeout=1.0)
+    assert second.is_alive()  # its insert waits on the first transaction's row
+    first_may_commit.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert answers["first"][1] is True
+    assert answers["second"] == (answers["first"][0], False)
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Submission)) == 1
+    engine.dispose()

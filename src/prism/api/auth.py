@@ -37,8 +37,11 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
-def require_internal(request: Request) -> None:
+async def require_internal(request: Request) -> None:
     """Platform's shared token: the only requests whose verified-hotkey header is believed.
+
+    `async` although it awaits nothing: it never blocks (the token is read once and kept), and a
+    plain `def` dependency costs every internal request a hop to the thread pool and back.
 
     Platform relays PRISM's answer to the miner verbatim, so a wrong gateway token must not look
     like a bad signature: it carries its own code and says whose configuration is wrong.

@@ -91,13 +91,20 @@ class ChallengeParameters(BaseModel):
 
 
 def _datasheet(settings: Settings) -> DataSheetView:
+    from prism.evaluation.evaluate import platform_manifest_path
+    from prism.evaluation.platform_data import platform_datasheet, read_platform_manifest
+
     sheet: Datasheet = FIXTURE_DATASHEET
-    fixture = settings.dataset_dir is None
+    platform = platform_manifest_path(settings)  # Platform's splits: the datasheet PRISM locks them under
+    fixture = settings.dataset_dir is None and platform is None
     if not fixture:
-        assert settings.dataset_dir is not None
         try:
-            document = json.loads((settings.dataset_dir / MANIFEST_NAME).read_bytes())
-            sheet = Datasheet.from_json(document["datasheet"])
+            if platform is not None:
+                sheet = platform_datasheet(read_platform_manifest(platform))
+            else:
+                assert settings.dataset_dir is not None
+                document = json.loads((settings.dataset_dir / MANIFEST_NAME).read_bytes())
+                sheet = Datasheet.from_json(document["datasheet"])
         except (OSError, ValueError, KeyError, TypeError, PrismError):
             sheet = Datasheet(name="unavailable", source="the dataset manifest cannot be read", revision="")
     return DataSheetView(**sheet.to_json(), public_fixture=fixture)

@@ -35,6 +35,7 @@ from prism.api.state import app_state, session_scope
 from prism.api.views import scores_view
 from prism.pipeline.resolution import Action, NotResolvable, resolve, review_queue
 from prism.store.base import utcnow
+from prism.store.live_curve import live_curve
 from prism.store.models import Architecture, Evaluation, Submission
 from prism.store.models import SubmissionStatus as S
 from prism.store.runtime_config_history import runtime_config_history
@@ -297,6 +298,8 @@ def submission_page(
     was: Annotated[str | None, Query(max_length=16)] = None,
 ) -> Response:
     detail = submission_detail(session, _submission(session, submission_id))
+    # Until the signed curve exists, the recorder's live points (advisory, marked unverified).
+    live = [] if detail.loss_curve else [p.bits_per_byte for p in live_curve(session, submission_id)]
     return _page(
         request,
         "submission.html",
@@ -304,6 +307,8 @@ def submission_page(
         d=detail,
         scores=scores_view(detail.evaluation),
         plot=loss_plot_svg(detail.loss_curve),
+        live_points=len(live),
+        live_plot=loss_plot_svg(live, label="live training curve, unverified"),
         was=was if was in STATES else "",
         resolvable=detail.submission.status in (S.QUARANTINED.value, S.HELD.value),
     )

@@ -26,6 +26,7 @@ from prism.api.console_render import (
 )
 from prism.config import Settings
 from prism.errors import PrismError
+from prism.sandbox import heldout_backend
 from prism.store.base import utcnow
 from prism.store.models import AuditEvent, Evaluation, StageResult, Submission
 from prism.store.models import SubmissionStatus as S
@@ -58,8 +59,23 @@ class Overview:
 
 
 def sandbox_health(settings: Settings) -> SandboxHealth:
-    """Cheap checks only: is the configured backend's tool present and configured. Never runs a job."""
-    backend = settings.sandbox_backend
+    """Cheap checks only: is the configured backend's tool present and configured. Never runs a job.
+
+    Where the held-out phase has a backend of its own (`PRISM_HELDOUT_SANDBOX`), that one is
+    checked too: without it no submission can be scored."""
+    main = _backend_health(settings, settings.sandbox_backend)
+    local = heldout_backend(settings)
+    if local is None:
+        return main
+    held = _backend_health(settings, local)
+    return SandboxHealth(
+        f"{main.backend} (held-out: {local})",
+        main.healthy and held.healthy,
+        f"{main.detail}; held-out sandbox ({local}, PRISM_HELDOUT_SANDBOX={settings.heldout_sandbox}): {held.detail}",
+    )
+
+
+def _backend_health(settings: Settings, backend: str) -> SandboxHealth:
     if backend == "bubblewrap":
         from prism.sandbox.bubblewrap import BubblewrapSandbox
 

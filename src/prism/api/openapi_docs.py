@@ -201,6 +201,28 @@ class Weights(BaseModel):
     computed_at: str
 
 
+class LivePoint(_Strict):
+    seq: int
+    step: int
+    steps: int
+    tokens: int
+    bits_per_byte: float
+    mean_bits_per_byte: float
+    recorded_at: str
+
+
+class Curve(_Strict):
+    """`points`: the signed report's curve (`final`). `live_points`: advisory, unverified, never scored."""
+
+    submission_id: str
+    status: str
+    unit: str
+    points: list[float]
+    final: bool
+    live: bool
+    live_points: list[LivePoint]
+
+
 class QueueItem(BaseModel):
     submission_id: str
     hotkey: str
@@ -225,6 +247,7 @@ RESPONSES: dict[tuple[str, str], tuple[str, type[BaseModel]]] = {
     ("/health", "get"): ("200", Health),
     ("/version", "get"): ("200", Version),
     ("/v1/submissions/{submission_id}", "get"): ("200", SubmissionView),
+    ("/v1/submissions/{submission_id}/curve", "get"): ("200", Curve),
     ("/internal/v1/submissions/{submission_id}", "get"): ("200", FullSubmissionView),
     ("/internal/v1/review-queue/{submission_id}", "get"): ("200", FullSubmissionView),
     ("/internal/v1/bridge/submissions", "post"): ("201", SubmissionAccepted),

@@ -10,20 +10,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from prism.api.errors import ApiError
 from prism.api.state import app_state, session_scope
+from prism.evaluation.progress import MAX_POINTS
 from prism.pipeline.eval_steps import choose_mode, host_gpu_count
+from prism.pipeline.progress import running_stage
 from prism.store.base import utcnow
+from prism.store.live_curve import live_curve
 from prism.store.models import Architecture, Evaluation, StageResult, Submission
 from prism.store.runtime_configs import load_runtime_config
 from prism.store.submissions import counts_by_status, epoch_at, oldest_pending_created_at
 
 router = APIRouter(prefix="/v1", tags=["public"])
 Db = Annotated[Session, Depends(session_scope)]
+MAX_LIVE_SEQ = MAX_POINTS
 
 
 @router.get("/epochs")
@@ -70,13 +74,21 @@ def get_architecture(graph_hash: str, session: Db) -> dict[str, Any]:
 
 
 @router.get("/submissions/{submission_id}/curve")
-def get_curve(submission_id: str, session: Db) -> dict[str, Any]:
-    """The prequential loss per training step in bits per byte (thinned), once training finished."""
+def get_curve(
+    submission_id: str, session: Db, after: Annotated[int, Query(ge=-1, le=MAX_LIVE_SEQ)] = -1
+) -> dict[str, Any]:
+    """The training curve in bits per byte: the signed one once training finished, live points before.
+
+    `points` is the prequential loss per step (thinned) from the recorder's signed report, `final`
+    true, once the train stage has passed. `live_points` are what the recorder reported while it
+    trained (every few steps, at most 200): advisory and unverified, never used for a score;
+    `live` is true while training still runs. `after` returns only live points with a larger `seq`.
+    """
     submission = session.get(Submission, submission_id) if len(submission_id) <= 36 else None
     if submission is None:
         raise ApiError(404, "not_found", f"no submission {submission_id!r}")
     train = session.get(StageResult, (submission_id, "train"))
-    points = (train.data or {}).get("loss_curve") if train is not None else None
+    points = (train.data or {}).get("loss_curve") if train is not None and train.outcome == "passed" else None
     if not isinstance(points, list):
         points = []
     return {
@@ -84,6 +96,21 @@ def get_curve(submission_id: str, session: Db) -> dict[str, Any]:
         "status": submission.status,
         "unit": "bits_per_byte",
         "points": [float(p) for p in points if isinstance(p, int | float)],
+        "final": train is not None and train.outcome == "passed",
+        "live": running_stage(submission.status, submission.stage) == "train",
+        "live_points": [
+            {
+                "seq": point.seq,
+                "step": point.step,
+                "steps": point.steps,
+                "tokens": point.tokens,
+                "bits_per_byte": point.bits_per_byte,
+                "mean_bits_per_byte": point.mean_bits_per_byte,
+                "recorded_at": point.recorded_at.isoformat(),
+            }
+            for point in live_curve(session, submission.id, "train")
+            if point.seq > after
+        ],
     }
 
 

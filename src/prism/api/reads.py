@@ -43,9 +43,10 @@ def capabilities(settings: Settings) -> list[str]:
 
 
 @router.get("/health", tags=["public"], responses={503: {"description": "a configured secret file is unreadable"}})
-def health(request: Request) -> Any:
+async def health(request: Request) -> Any:
     """Platform's readiness probe: `status` "ok" and the slug it registered; 503 naming each
     secret-file variable that no longer names a readable file."""
+    # On the event loop, not the thread pool: a few small local file reads cost less than the hop.
     settings = app_state(request).settings
     problems = configuration_problems()
     if problems:

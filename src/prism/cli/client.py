@@ -127,6 +127,10 @@ class PrismClient:
     def full(self, submission_id: str) -> dict[str, Any]:
         return self.request("GET", f"/internal/v1/submissions/{submission_id}")
 
+    def curve(self, submission_id: str, *, after: int = -1) -> dict[str, Any]:
+        """The training curve: live (advisory) points with `seq` > `after`, the signed one once final."""
+        return self.request("GET", f"/v1/submissions/{submission_id}/curve", params={"after": after})
+
     def wait(
         self,
         submission_id: str,
@@ -216,21 +220,37 @@ def _elapsed(seconds: float) -> str:
 
 
 class Progress:
-    """Prints what a waiting person needs: the stage running now, time in it, the training curve."""
+    """Prints what a waiting person needs: the stage running now, time in it, the training curve.
 
-    def __init__(self, echo: Callable[[str], None], *, tick_seconds: float = 30.0) -> None:
+    While training runs, each live point the recorder reported (`curve`, the curve route) is
+    printed as it arrives, marked unverified: only the curve of the signed report, printed once
+    training ends, counts. Where no live points come (the Platform broker returns a job's output
+    only when it ends), a "still at it" line every `tick_seconds` says the run goes on.
+    """
+
+    def __init__(
+        self,
+        echo: Callable[[str], None],
+        *,
+        tick_seconds: float = 30.0,
+        curve: Callable[[int], dict[str, Any]] | None = None,
+    ) -> None:
         self.echo = echo
         self.tick_seconds = tick_seconds
+        self.curve = curve
         self.key: tuple[str, str | None, int | None] | None = None
         self.since = time.monotonic()
         self.last_tick = self.since
         self.curve_shown = False
+        self.last_seq = -1
+        self.live: list[float] = []
 
     def __call__(self, view: dict[str, Any]) -> None:
         now = time.monotonic()
         running = view.get("running_stage")
         key = (view["status"], running, view.get("queue_position"))
-        if key != self.key:
+        changed = key != self.key
+        if changed:
             self.key, self.since, self.last_tick = key, now, now
             if view["status"] == "pending":
                 where = f"queue position {view['queue_position']}" if view.get("queue_position") else "queued"
@@ -239,10 +259,27 @@ class Progress:
                 self.echo(f"  running     {running or ''}")
             else:
                 self.echo(f"  {view['status']:<11} {view.get('reason_code') or ''}")
-        elif view["status"] in WAITING and now - self.last_tick >= self.tick_seconds:
+        if running == "train" and self._live_points():
+            self.last_tick = now
+        elif not changed and view["status"] in WAITING and now - self.last_tick >= self.tick_seconds:
             self.last_tick = now
             self.echo(f"  {view['status']:<11} {running or ''}  still at it after {_elapsed(now - self.since)}")
         self._curve(view)
+
+    def _live_points(self) -> bool:
+        """Print the live points that arrived since the last poll; True if there were any."""
+        if self.curve is None:
+            return False
+        points = [p for p in self.curve(self.last_seq).get("live_points") or [] if p.get("seq", -1) > self.last_seq]
+        for point in points:
+            self.last_seq = int(point["seq"])
+            self.live.append(float(point["bits_per_byte"]))
+            self.echo(
+                f"  train       step {point['step']:,}/{point['steps']:,}  {point['tokens']:,} tokens  "
+                f"{point['bits_per_byte']:.3f} bits/byte (mean {point['mean_bits_per_byte']:.3f})  "
+                f"{sparkline(self.live, 24)}  live, unverified"
+            )
+        return bool(points)
 
     def _curve(self, view: dict[str, Any]) -> None:
         if self.curve_shown:
@@ -251,7 +288,10 @@ class Progress:
             curve = (stage.get("data") or {}).get("loss_curve") if stage.get("stage") == "train" else None
             if curve:
                 self.curve_shown = True
-                self.echo(f"  training curve, bits/byte per step: {sparkline(curve)}  {curve[0]:.3f} → {curve[-1]:.3f}")
+                self.echo(
+                    f"  training curve, bits/byte per step (signed report): {sparkline(curve)}  "
+                    f"{curve[0]:.3f} → {curve[-1]:.3f}"
+                )
                 if stage.get("detail"):
                     self.echo(f"  train       {stage['detail']}")
 

@@ -13,9 +13,10 @@ from prism.config import Settings, get_settings
 from prism.errors import PrismError
 from prism.evaluation.evaluate import evaluate_project
 from prism.evaluation.jobs import MODES, Mode
+from prism.evaluation.progress import ProgressPoint
 from prism.intake.project import Project
 from prism.runtime_config import DEFAULT_RUNTIME_CONFIG, RuntimeConfig
-from prism.sandbox import get_sandbox
+from prism.sandbox import get_heldout_sandbox, get_sandbox
 
 
 def _runtime_config(settings: Settings) -> RuntimeConfig:
@@ -84,6 +85,8 @@ def evaluate(
             sandbox=get_sandbox(settings),
             submission_id=f"local-{project.code_hash[:12]}",
             unreviewed=unreviewed,
+            heldout_sandbox=get_heldout_sandbox(settings),
+            on_progress=None if as_json else _print_progress,
         )
     except PrismError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -101,6 +104,15 @@ def evaluate(
         for item in outcome.evidence:
             typer.echo(f"  [{item.rule_id}] {item.explanation}")
     raise typer.Exit(0 if outcome.decision == "accepted" else 1)
+
+
+def _print_progress(point: ProgressPoint) -> None:
+    # stderr: stdout carries the decision alone, for scripts.
+    typer.echo(
+        f"training: step {point.step}/{point.steps}  {point.tokens:,} bytes  "
+        f"{point.bits_per_byte:.4f} bits/byte (mean {point.mean_bits_per_byte:.4f})  live, unverified",
+        err=True,
+    )
 
 
 def _mode(value: str) -> Mode:

@@ -121,7 +121,9 @@ def submit(
     hotkey: str = typer.Option(
         ..., envvar="PRISM_HOTKEY", help="The hotkey to submit as (the bridge trusts it only with the token)."
     ),
-    wait: bool = typer.Option(False, "--wait", help="Wait for a final state, showing the stage running now."),
+    wait: bool = typer.Option(
+        False, "--wait", help="Wait for a final state, showing the stage running now and the live training curve."
+    ),
     timeout: float | None = typer.Option(
         None, min=1, help="With --wait: give up after this many seconds (exit 6). Default: wait for the outcome."
     ),
@@ -146,7 +148,11 @@ def submit(
         )
     if not as_json:
         typer.echo(f"submitted {upload.filename} as {answer['id']}; waiting")
-    progress = Progress(lambda line: None if as_json else typer.echo(line))
+    sid = answer["id"]
+    progress = Progress(
+        lambda line: None if as_json else typer.echo(line),
+        curve=None if as_json else (lambda after: client.curve(sid, after=after)),
+    )
     view, timed_out = client.wait(answer["id"], on_view=progress, timeout=timeout, poll=poll, full=True)
     if not _emit(view, as_json):
         print_journey(view)

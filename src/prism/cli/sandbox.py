@@ -12,7 +12,7 @@ import typer
 
 from prism.cli import app
 from prism.config import get_settings
-from prism.sandbox import get_sandbox
+from prism.sandbox import get_heldout_sandbox, get_sandbox
 from prism.sandbox.archives import write_files
 from prism.sandbox.errors import SandboxError
 from prism.sandbox.launcher import iter_regular_files
@@ -32,19 +32,27 @@ def check() -> None:
     """Run hostile payloads through the configured backend; non-zero exit if any is not contained.
 
     The last four rows are the walls inside the sandbox: the model's Landlock domain and seccomp
-    allowlist, pid 1 and the recorder out of its reach, and the MAC'd report."""
+    allowlist, pid 1 and the recorder out of its reach, and the MAC'd report. Where the held-out
+    phase has a sandbox of its own (PRISM_HELDOUT_SANDBOX; on Platform, bubblewrap on this host),
+    it is checked the same way after the main backend."""
     settings = get_settings()
-    try:
-        sandbox = get_sandbox(settings)
-        results = run_checks(sandbox, settings) + run_wall_checks(sandbox)
-    except SandboxError as exc:
-        typer.echo(f"FAIL  sandbox unavailable: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    width = max(len(r.name) for r in results)
-    typer.echo(f"backend: {sandbox.name}")
-    for result in results:
-        typer.echo(f"{'PASS' if result.passed else 'FAIL'}  {result.name:<{width}}  {result.detail}")
-    if not all(r.passed for r in results):
+    passed = True
+    for role in ("main", "held-out"):
+        try:
+            sandbox = get_sandbox(settings) if role == "main" else get_heldout_sandbox(settings)
+            if sandbox is None:
+                break
+            results = run_checks(sandbox, settings) + run_wall_checks(sandbox)
+        except SandboxError as exc:
+            setting = "" if role == "main" else f" (PRISM_HELDOUT_SANDBOX={settings.heldout_sandbox})"
+            typer.echo(f"FAIL  {role} sandbox unavailable{setting}: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        width = max(len(r.name) for r in results)
+        typer.echo(f"backend: {sandbox.name}" if role == "main" else f"held-out backend: {sandbox.name}")
+        for result in results:
+            typer.echo(f"{'PASS' if result.passed else 'FAIL'}  {result.name:<{width}}  {result.detail}")
+        passed = passed and all(r.passed for r in results)
+    if not passed:
         raise typer.Exit(1)
 
 

@@ -38,9 +38,13 @@ def official_start_problem(settings: Settings) -> str | None:
 
 def uvicorn_limits(settings: Settings) -> dict[str, Any]:
     """Slow or idle clients cannot hold the server: beyond `http_limit_concurrency` open
-    connections and requests uvicorn answers 503; idle keep-alive connections close after
-    `http_keep_alive_seconds`; a body that stalls ends in 408 (see api/edge.py)."""
+    connections and requests uvicorn answers 503 (per server process); idle keep-alive
+    connections close after `http_keep_alive_seconds`; a body that stalls ends in 408 (see
+    api/edge.py). The HTTP parser is h11 whatever else is installed: uvicorn's httptools parser
+    has no limit on the size of the request line and headers."""
     return {
+        "http": "h11",
+        "loop": "auto",  # uvloop (a dependency): a cheaper event loop, nothing else changes
         "limit_concurrency": settings.http_limit_concurrency,
         "timeout_keep_alive": settings.http_keep_alive_seconds,
         "backlog": 2048,
@@ -49,8 +53,21 @@ def uvicorn_limits(settings: Settings) -> dict[str, Any]:
     }
 
 
-def run_api(*, host: str | None, port: int | None, with_worker: bool) -> None:
-    """Migrate, then serve the API; `with_worker` also runs a worker thread in this process."""
+def served_app() -> Any:
+    """The app of one server process when `prism serve` runs several (uvicorn imports this by
+    name in each new process): its own engine, session pool and weights refresher."""
+    from prism.api.app import create_app
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
+def run_api(*, host: str | None, port: int | None, with_worker: bool, workers: int | None = None) -> None:
+    """Migrate, then serve the API; `with_worker` also runs a worker thread in this process.
+
+    `workers` (default `http_workers`) > 1 runs that many server processes on one socket, so
+    intake uses more than one core; each keeps its own weights snapshot from the database."""
     import uvicorn
 
     from prism.api.app import create_app
@@ -76,15 +93,20 @@ def run_api(*, host: str | None, port: int | None, with_worker: bool) -> None:
 
         stop = start_worker_thread(settings)
         typer.echo(f"PRISM on http://{host}:{port} (data in {settings.data_dir.resolve()}); worker running")
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level.lower(),
+        **uvicorn_limits(settings),
+        "log_config": None,  # uvicorn's own lines go through our formatter (JSON with PRISM_LOG_FORMAT=json)
+    }
+    processes = settings.http_workers if workers is None else workers
     try:
-        uvicorn.run(
-            create_app(settings, engine=engine),
-            host=host,
-            port=port,
-            log_level=settings.log_level.lower(),
-            **uvicorn_limits(settings),
-            log_config=None,  # uvicorn's own lines go through our formatter (JSON with PRISM_LOG_FORMAT=json)
-        )
+        if processes > 1:
+            engine.dispose()  # each server process opens its own connections
+            uvicorn.run("prism.cli.server:served_app", factory=True, workers=processes, **options)
+        else:
+            uvicorn.run(create_app(settings, engine=engine), **options)
     finally:
         if stop is not None:
             stop.set()
@@ -98,9 +120,12 @@ def serve(
     port: int | None = typer.Option(
         None, help="TCP port [default: PRISM_PORT; 8080 in Platform's container; else 8000]."
     ),
+    workers: int | None = typer.Option(
+        None, min=1, help="Server processes sharing the port [default: PRISM_HTTP_WORKERS, 1]."
+    ),
 ) -> None:
     """Run the HTTP API (migrating the database first)."""
-    run_api(host=host, port=port, with_worker=False)
+    run_api(host=host, port=port, with_worker=False, workers=workers)
 
 
 @app.command("up")
@@ -113,4 +138,4 @@ def up(
     ),
 ) -> None:
     """The embedded default: API and worker in one process, on SQLite and the bubblewrap sandbox."""
-    run_api(host=host, port=port, with_worker=True)
+    run_api(host=host, port=port, with_worker=True, workers=1)

@@ -137,7 +137,9 @@ def demo(
     upload = zip_project(project)
     answer = client.submit(upload.data, upload.filename, hotkey)
     typer.echo(f"submitted {upload.filename} as {answer['id']} ({answer['status']})")
-    final, _ = client.wait(answer["id"], on_view=Progress(typer.echo), full=True)
+    sid = answer["id"]
+    progress = Progress(typer.echo, curve=lambda after: client.curve(sid, after=after))
+    final, _ = client.wait(sid, on_view=progress, full=True)
     print_journey(final)
     stop.set()
     raise typer.Exit(exit_code_for(final["status"]))

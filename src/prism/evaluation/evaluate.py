@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import importlib
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from prism.config import Settings
 from prism.errors import PrismError
-from prism.evaluation.data import LockedDataset, ensure_fixture_dataset, load_locked_dataset
-from prism.evaluation.errors import EvaluationRejected, MinerCodeFailed
+from prism.evaluation.data import MANIFEST_NAME, LockedDataset, ensure_fixture_dataset, load_locked_dataset
+from prism.evaluation.errors import DatasetError, EvaluationRejected, MinerCodeFailed
+from prism.evaluation.heldout_host import run_heldout_placed
 from prism.evaluation.jobs import Mode, make_job
 from prism.evaluation.manifest import ValidationReport, build_manifest, validate_manifest
-from prism.evaluation.platform_data import is_platform_layout, platform_dataset
-from prism.evaluation.runner import run_heldout, run_inspect, run_train
+from prism.evaluation.platform_data import FINEWEB_EDU_PIN, is_platform_layout, platform_dataset
+from prism.evaluation.progress import ProgressPoint
+from prism.evaluation.runner import run_inspect, run_train
 from prism.evaluation.suspicion import suspicions
 from prism.evidence import Evidence, evidence_to_json
 from prism.intake.project import Project
@@ -73,13 +76,42 @@ class EvaluationOutcome:
         )
 
 
+def platform_manifest_path(settings: Settings) -> Path | None:
+    """Platform's MANIFEST.json where the configured data are Platform's locked splits, else None."""
+    if settings.dataset_manifest is not None:
+        return settings.dataset_manifest
+    if settings.dataset_dir is not None and is_platform_layout(settings.dataset_dir):
+        return settings.dataset_dir / MANIFEST_NAME
+    return None
+
+
 def locked_dataset(settings: Settings) -> LockedDataset:
-    """The configured dataset; the embedded default builds the synthetic fixture on first use."""
+    """The configured dataset; the embedded default builds the synthetic fixture on first use.
+
+    Platform's locked splits come in two shapes: the prep root (`PRISM_DATASET_DIR` holding its
+    MANIFEST.json, train/, val/) or, in Platform's challenge container, one flat volume per split
+    (`PRISM_BASE_EVAL_TRAIN_DATA_DIR`, `PRISM_BASE_EVAL_VAL_DATA_DIR`) with the manifest given
+    apart (`PRISM_DATASET_MANIFEST`). Either is verified and converted once under the data dir.
+    """
+    pin = settings.dataset_pin or FINEWEB_EDU_PIN
+    cache = settings.data_dir / "datasets"
+    if settings.dataset_dir is None and (settings.base_eval_train_data_dir or settings.base_eval_val_data_dir):
+        train, val, manifest = (
+            settings.base_eval_train_data_dir,
+            settings.base_eval_val_data_dir,
+            settings.dataset_manifest,
+        )
+        if train is None or val is None or manifest is None:
+            raise DatasetError(
+                "Platform's split volumes need PRISM_BASE_EVAL_TRAIN_DATA_DIR, PRISM_BASE_EVAL_VAL_DATA_DIR "
+                "and PRISM_DATASET_MANIFEST (Platform's MANIFEST.json) together; one is missing"
+            )
+        return platform_dataset(val.parent, cache, manifest=manifest, split_dirs={"train": train, "val": val}, pin=pin)
     if settings.dataset_dir is None:
         return ensure_fixture_dataset(settings.resolved_dataset_dir)
-    if is_platform_layout(settings.dataset_dir):  # Platform's staged FineWeb-Edu splits
-        kwargs = {"pin": settings.dataset_pin} if settings.dataset_pin else {}
-        return platform_dataset(settings.dataset_dir, settings.data_dir / "datasets", **kwargs)
+    if settings.dataset_manifest is not None or is_platform_layout(settings.dataset_dir):
+        # Platform's staged FineWeb-Edu splits: the prep root, or a directory of them with the manifest apart
+        return platform_dataset(settings.dataset_dir, cache, manifest=settings.dataset_manifest, pin=pin)
     return load_locked_dataset(settings.dataset_dir)
 
 
@@ -104,9 +136,13 @@ def evaluate_project(
     dataset: LockedDataset | None = None,
     work_dir: Path | None = None,
     unreviewed: bool = False,
+    heldout_sandbox: Sandbox | None = None,
+    on_progress: Callable[[ProgressPoint], None] | None = None,
 ) -> EvaluationOutcome:
     """Review, then the three phases and validation. `unreviewed` skips review to test the walls:
-    it refuses `official` mode and its outcome is never scoring."""
+    it refuses `official` mode and its outcome is never scoring. `heldout_sandbox` (from
+    `get_heldout_sandbox`) runs the held-out phase on this host instead of on `sandbox`.
+    `on_progress` gets the recorder's live training points (advisory: only the report counts)."""
     if unreviewed and mode == "official":
         raise UnreviewedOfficialRun("an unreviewed run cannot be official: it exists to test the walls")
     outcome = _evaluate(
@@ -119,6 +155,8 @@ def evaluate_project(
         dataset=dataset,
         work_dir=work_dir,
         reviewed=not unreviewed,
+        heldout_sandbox=heldout_sandbox,
+        on_progress=on_progress,
     )
     return replace(outcome, unreviewed=unreviewed)
 
@@ -134,6 +172,8 @@ def _evaluate(
     dataset: LockedDataset | None,
     work_dir: Path | None,
     reviewed: bool,
+    heldout_sandbox: Sandbox | None = None,
+    on_progress: Callable[[ProgressPoint], None] | None = None,
 ) -> EvaluationOutcome:
     findings = _static_review(project) if reviewed else None
     if findings:
@@ -153,8 +193,10 @@ def _evaluate(
         )
         try:
             inspect = run_inspect(job, project, sandbox)
-            train = run_train(job, project, sandbox, inspect)
-            heldout = run_heldout(job, project, sandbox, train)
+            train = run_train(job, project, sandbox, inspect, on_progress=on_progress)
+            heldout = run_heldout_placed(
+                job, project, sandbox, train, heldout_sandbox=heldout_sandbox, settings=settings
+            )
         except EvaluationRejected as exc:
             return EvaluationOutcome(decision="rejected", reason_code=exc.reason_code, evidence=exc.evidence)
         except MinerCodeFailed as exc:

@@ -8,10 +8,11 @@ process gets inputs and returns logits over pipes as raw tensor frames (`wire`),
 the loss of a batch is fixed by logits already received does it get that batch's targets.
 
 The phase result is one line on this process's stdout (`phase.RESULT_PREFIX`), signed with the
-per-phase key the host wrote to our stdin (read and closed before the model's process exists).
-The model's process runs inside its jail (`walls.py`, `jail.py`) and writes to our stderr, never
-to our stdout. Artifacts go to /artifacts with their sha256 in that line, so the host can tell
-ours from anything else found there.
+per-phase key the host wrote to our stdin (read and closed before any model process runs a line
+of the submission; the model processes, forked first with torch imported (`prefork`), drop their
+stdin before we read it). The model's process runs inside its jail (`walls.py`, `jail.py`) and
+writes to our stderr, never to our stdout. Artifacts go to /artifacts with their sha256 in that
+line, so the host can tell ours from anything else found there.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import contextlib
 import ctypes
 import json
 import os
+import resource
 import select
 import shutil
 import signal
@@ -31,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prism.evaluation import probes, replay, walls
+from prism.evaluation import prefork, probes, replay, walls
 from prism.evaluation.fairtime import FairClock
 from prism.evaluation.phase import KEY_BYTES, REPORT_KEY_FILE, PhaseReport, PhaseSpec, report_line
 from prism.evaluation.probes import InfraFailure, MinerFailure, Rejected
+from prism.evaluation.progress import ProgressEmitter
 from prism.evaluation.wire import Channel, Frame, WireError, WireTimeout
 
 PR_SET_DUMPABLE = 4
@@ -51,7 +54,7 @@ def make_undumpable() -> None:
 class ModelProcess:
     """The model's process and our end of its pipes."""
 
-    proc: subprocess.Popen[bytes]
+    proc: walls.ChildProcess
     channel: Channel
     scratch: Path
     walls: dict[str, Any]
@@ -66,8 +69,6 @@ class ModelProcess:
         gets every wall. `forbidden` names paths (data, job, artifacts) that no read root of the
         jail may contain; a layout that would expose one fails closed as our fault.
         """
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
         env = {key: os.environ[key] for key in _CHILD_ENV_KEYS if key in os.environ}
         src = str(Path(__file__).resolve().parents[2])
         env.update(
@@ -78,24 +79,20 @@ class ModelProcess:
             MKL_NUM_THREADS=str(spec.threads),
             CUBLAS_WORKSPACE_CONFIG=":4096:8",
         )
-        try:
-            jailed = walls.spawn_jailed(
-                [sys.executable, "-B", "-m", "prism.evaluation.model_proc", str(to_child_r), str(from_child_w)],
+        spare = prefork.take()
+        if spare is not None:  # forked before anything secret was read: torch is already imported
+            jailed = walls.start_forked(
+                spare,
                 submission=submission.resolve(),
                 env=env,
-                pass_fds=(to_child_r, from_child_w),
                 require=spec.require_walls,
                 device=spec.device,
                 forbidden=forbidden,
             )
-        except BaseException:
-            for fd in (to_child_r, to_child_w, from_child_r, from_child_w):
-                os.close(fd)
-            raise
+            channel = spare.channel
+        else:
+            jailed, channel = _spawn(env, spec, submission, forbidden)
         proc = jailed.proc
-        os.close(to_child_r)
-        os.close(from_child_w)
-        channel = Channel(from_child_r, to_child_w)
         from prism.contract import ModelContext
 
         ctx = ModelContext(
@@ -213,6 +210,31 @@ class ModelProcess:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
+def _spawn(
+    env: dict[str, str], spec: PhaseSpec, submission: Path, forbidden: tuple[Path, ...]
+) -> tuple[walls.Jailed, Channel]:
+    """A model's process in a fresh interpreter, started through the jail's trampoline."""
+    to_child_r, to_child_w = os.pipe()
+    from_child_r, from_child_w = os.pipe()
+    try:
+        jailed = walls.spawn_jailed(
+            [sys.executable, "-B", "-m", "prism.evaluation.model_proc", str(to_child_r), str(from_child_w)],
+            submission=submission.resolve(),
+            env=env,
+            pass_fds=(to_child_r, from_child_w),
+            require=spec.require_walls,
+            device=spec.device,
+            forbidden=forbidden,
+        )
+    except BaseException:
+        for fd in (to_child_r, to_child_w, from_child_r, from_child_w):
+            os.close(fd)
+        raise
+    os.close(to_child_r)
+    os.close(from_child_w)
+    return jailed, Channel(from_child_r, to_child_w)
+
+
 def _ready(model: ModelProcess, timeout: float) -> dict[str, Any]:
     ready = model.message(timeout, "ready")
     return {
@@ -222,22 +244,33 @@ def _ready(model: ModelProcess, timeout: float) -> dict[str, Any]:
     }
 
 
-def run_phase(spec: PhaseSpec, *, data: Path, submission: Path, artifacts: Path, job_dir: Path) -> PhaseReport:
+def run_phase(
+    spec: PhaseSpec,
+    *,
+    data: Path,
+    submission: Path,
+    artifacts: Path,
+    job_dir: Path,
+    progress: ProgressEmitter | None = None,
+) -> PhaseReport:
     from prism.evaluation import phases
 
+    data = phases.data_dir_for(spec, data=data, job_dir=job_dir)  # and so among the forbidden paths below
     started = time.monotonic()
     deadline = started + spec.wall_clock_seconds + spec.grace_seconds
     forbidden = (data, artifacts, job_dir)
     model = ModelProcess.start(spec, submission, forbidden=forbidden)
     # The replica (replay) starts alongside, through the same jailed spawn path, so both build at once.
     replica = ModelProcess.start(spec, submission, forbidden=forbidden) if spec.phase != "inspect" else None
+    cpu: dict[str, float] = {}
     try:
         try:
             identity = _ready(model, deadline - model.clock.now())
+            cpu.update(recorder_at_ready=_own_cpu_seconds(), model_at_ready=replay.cpu_seconds(model.proc.pid))
             if spec.phase == "inspect":
                 figures = phases.inspect(spec, model, identity, artifacts, deadline)
             elif spec.phase == "train" and replica is not None:
-                figures = phases.train(spec, model, identity, data, artifacts, started, replica)
+                figures = phases.train(spec, model, identity, data, artifacts, started, replica, progress=progress)
             elif replica is not None:
                 figures = phases.heldout(spec, model, identity, data, job_dir, artifacts, deadline, replica)
         except WireError as exc:
@@ -256,20 +289,31 @@ def run_phase(spec: PhaseSpec, *, data: Path, submission: Path, artifacts: Path,
     except MinerFailure as exc:
         return PhaseReport(phase=spec.phase, status="failed", reason_code=exc.reason_code, detail=exc.detail)
     finally:
+        cpu["model"] = replay.cpu_seconds(model.proc.pid)
+        if replica is not None:
+            cpu["replica"] = replay.cpu_seconds(replica.proc.pid)
         model.close()
         if replica is not None:
             replica.close()
     figures["duration_seconds"] = round(time.monotonic() - started, 3)
+    # Where a phase's CPU went (start-up against work), for benchmarks/evaluate.py; never scored.
+    figures["cpu_seconds"] = {name: round(value, 3) for name, value in {**cpu, "recorder": _own_cpu_seconds()}.items()}
     figures["walls"] = model.walls
     return PhaseReport(phase=spec.phase, status="ok", figures=figures)
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def read_key(fd: int = 0) -> bytes:
     """The per-phase report key from the host (hex, one line on stdin); stdin is then /dev/null.
 
-    Read before anything else runs, so by the time a model's process exists the key lives only
-    in this non-dumpable process's memory. No key (a run not started by the host) leaves the key
-    empty: every report is then unverifiable, which the host treats as a forgery.
+    Read before anything else runs but the fork of the model processes (`prefork`), which put
+    `/dev/null` on their own stdin first: the key lives only in this non-dumpable process's
+    memory. No key (a run not started by the host) leaves the key empty: every report is then
+    unverifiable, which the host treats as a forgery.
     """
     data = b""
     with contextlib.suppress(OSError):
@@ -289,6 +333,8 @@ def read_key(fd: int = 0) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before anything secret is read: the model processes of this phase, forked with torch imported.
+    prefork.fork_pool()
     key = read_key()
     parser = argparse.ArgumentParser(prog="prism.evaluation.harness")
     parser.add_argument("--job", type=Path, default=Path("/job/job.json"))
@@ -307,13 +353,21 @@ def main(argv: list[str] | None = None) -> int:
     spec = PhaseSpec.from_json(json.loads(args.job.read_text(encoding="utf-8")))
     try:
         report = run_phase(
-            spec, data=args.data, submission=args.submission, artifacts=args.artifacts, job_dir=args.job.parent
+            spec,
+            data=args.data,
+            submission=args.submission,
+            artifacts=args.artifacts,
+            job_dir=args.job.parent,
+            # Live points on the report stream, MAC'd apart from the report (`progress.py`).
+            progress=ProgressEmitter(key, spec.phase, sys.stdout),
         )
     except InfraFailure as exc:
         report = PhaseReport(phase=spec.phase, status="failed", reason_code="infrastructure", detail=str(exc))
     except Exception as exc:  # a bug of ours, told to the host as ours (authenticated), so it is retried
         detail = f"recorder error: {type(exc).__name__}: {exc}"[:2000]
         report = PhaseReport(phase=spec.phase, status="failed", reason_code="infrastructure", detail=detail)
+    finally:
+        prefork.discard()
     body = json.dumps(report.to_json(), sort_keys=True, allow_nan=False)
     sys.stdout.write(report_line(key, spec.phase, body) + "\n")
     sys.stdout.flush()
@@ -321,4 +375,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The report is written and flushed, the artifacts closed: skip the interpreter's teardown of
+    # torch's thousands of modules (half a second of CPU per phase, to free memory the exit frees).
+    os._exit(status)

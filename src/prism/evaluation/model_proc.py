@@ -321,7 +321,11 @@ def _report_error(channel: Channel, kind: str, exc: BaseException) -> None:
 
 
 def main(argv: list[str]) -> int:
-    channel = Channel(int(argv[1]), int(argv[2]))
+    return run(Channel(int(argv[1]), int(argv[2])))
+
+
+def run(channel: Channel) -> int:
+    """The model's process from its first request on, inside its jail (exec'd or forked, `prefork`)."""
     init = channel.recv_json()
     configure_determinism(seed=int(init["seed"]), threads=int(init["threads"]), device=str(init["device"]))
     sys.dont_write_bytecode = True

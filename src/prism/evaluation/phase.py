@@ -27,6 +27,12 @@ LOSS_CURVE_FILE = "loss_curve.json"
 HELDOUT_CURVE_FILE = "heldout_curve.json"
 KEY_BYTES = 32
 REPORT_KEY_FILE = "report.key"  # only where the backend has no stdin (the Platform broker)
+HELDOUT_WINDOW_FILE = "heldout-window.bin"  # the held-out bytes scored, in /job: never the split
+# Where the recorder finds a phase's data (`PhaseSpec.data_source`):
+DATA_STAGED = "staged"  # PRISM's shards, staged by the host and mounted at /data
+DATA_IN_JOB = "job"  # PRISM's shards in /job (the held-out window)
+DATA_MOUNTED = "mounted"  # Platform's JSONL shards in a read-only mount the platform adds itself
+DATA_SOURCES = (DATA_STAGED, DATA_IN_JOB, DATA_MOUNTED)
 _MAC_CONTEXT = b"prism.phase-report.v1\n"
 
 
@@ -96,16 +102,24 @@ class PhaseSpec:
     outer_wall_seconds: float = 3600.0
     # Official runs: a wall the kernel cannot build fails the run as our infrastructure's fault.
     require_walls: bool = False
+    # Where the data are (DATA_SOURCES). `shards` are always PRISM's locked shards, the bytes the
+    # phase reads, in order; for `mounted` they are checked against what the recorder builds from
+    # `source_shards` (Platform's JSONL files, each with its size and sha256) under `mount_dir`.
+    data_source: str = DATA_STAGED
+    mount_dir: str = ""
+    source_shards: tuple[ShardRef, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["shards"] = [asdict(s) for s in self.shards]
+        data["source_shards"] = [asdict(s) for s in self.source_shards]
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PhaseSpec:
         values = dict(data)
         values["shards"] = tuple(ShardRef(**s) for s in values.get("shards", ()))
+        values["source_shards"] = tuple(ShardRef(**s) for s in values.get("source_shards", ()))
         return cls(**values)
 
 

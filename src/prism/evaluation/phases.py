@@ -3,7 +3,8 @@
 `inspect`: counts, graph and FLOPs from the model's process, checked against its own behaviour on
 random bytes (shape, finiteness, causality) and the parameter cap. `train`: one pass over the
 train split in the order the recorder draws, loss recorded before each update, causality probed
-at secret steps. `heldout`: the trained weights loaded, bits per byte on the validation split.
+at secret steps. `heldout`: the trained weights loaded, bits per byte on the held-out window
+(the start of the validation split the host cut, in /job: the split itself never comes here).
 
 Deadlines are on the model's fair clock (`model.clock.now()`, see `fairtime.py`): time the host
 took away from the model's process is not charged to its budget.
@@ -19,11 +20,23 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from prism.evaluation import measure, probes, replay
+from prism.evaluation import measure, platform_data, probes, replay
+from prism.evaluation.errors import DatasetError
 from prism.evaluation.graph import canonical_json
 from prism.evaluation.metrics import LossCurve
-from prism.evaluation.phase import GRAPH_FILE, HELDOUT_CURVE_FILE, LOSS_CURVE_FILE, WEIGHTS_FILE, PhaseSpec, ShardRef
+from prism.evaluation.phase import (
+    DATA_IN_JOB,
+    DATA_MOUNTED,
+    DATA_STAGED,
+    GRAPH_FILE,
+    HELDOUT_CURVE_FILE,
+    LOSS_CURVE_FILE,
+    WEIGHTS_FILE,
+    PhaseSpec,
+    ShardRef,
+)
 from prism.evaluation.probes import InfraFailure, MinerFailure, Rejected
+from prism.evaluation.progress import ProgressEmitter
 from prism.evaluation.weights import WeightsFormatError, decode_safetensors, encode_safetensors
 
 if TYPE_CHECKING:
@@ -41,19 +54,64 @@ def _write(artifacts: Path, name: str, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_split(data_dir: Path, shards: tuple[ShardRef, ...]) -> torch.Tensor:
-    """The split's bytes, each shard checked against the sha256 the host locked."""
+def data_dir_for(spec: PhaseSpec, *, data: Path, job_dir: Path) -> Path:
+    """Where this phase's shards are: the staged /data, the job directory, or the platform's mount."""
+    if spec.data_source == DATA_IN_JOB:
+        return job_dir
+    if spec.data_source == DATA_MOUNTED:
+        if not spec.mount_dir.startswith("/"):
+            raise _infra(f"the job names no absolute mount for its data ({spec.mount_dir!r})")
+        return Path(spec.mount_dir)
+    if spec.data_source != DATA_STAGED:
+        raise _infra(f"the job names an unknown data source {spec.data_source!r}")
+    return data
+
+
+def _read_shard(data_dir: Path, shard: ShardRef, what: str) -> bytes:
+    """One shard, read once and checked against its size and sha256 before any byte is used."""
+    if "/" in shard.path or shard.path in ("", ".", ".."):
+        raise _infra(f"{what} {shard.path!r} is not a plain file name")
+    try:
+        raw = (data_dir / shard.path).read_bytes()
+    except OSError as exc:
+        raise _infra(f"{what} {shard.path} is missing under {data_dir}: {exc.strerror}") from exc
+    if len(raw) != shard.size or hashlib.sha256(raw).hexdigest() != shard.sha256:
+        raise _infra(f"{what} {shard.path} under {data_dir} does not match its locked size and sha256")
+    return raw
+
+
+def _from_platform(data_dir: Path, sources: tuple[ShardRef, ...], shards: tuple[ShardRef, ...]) -> bytearray:
+    """Platform's JSONL shards turned into tokens exactly as `prism data lock` turned them into the
+    locked shards, then checked, shard by shard, against those: byte-identical or refused."""
+    stream = bytearray()
+    for source in sources:
+        raw = _read_shard(data_dir, source, "Platform shard")
+        try:
+            stream += platform_data.jsonl_stream(raw, source.path)
+        except DatasetError as exc:
+            raise _infra(str(exc)) from exc
+    view, offset = memoryview(stream), 0
+    for shard in shards:
+        piece = view[offset : offset + shard.size]
+        if len(piece) != shard.size or hashlib.sha256(piece).hexdigest() != shard.sha256:
+            raise _infra(f"the tokens built from Platform's shards differ from the locked shard {shard.path}")
+        offset += shard.size
+    view.release()
+    if offset != len(stream):
+        raise _infra(f"Platform's shards hold {len(stream) - offset} bytes more than the locked split")
+    return stream
+
+
+def load_split(data_dir: Path, shards: tuple[ShardRef, ...], sources: tuple[ShardRef, ...] = ()) -> torch.Tensor:
+    """The split's bytes, each shard checked against the sha256 the host locked; with `sources`,
+    built from Platform's JSONL shards in `data_dir` (its read-only mount) and checked likewise."""
     if not shards:
         raise _infra("the job names no shards")
+    if sources:
+        return torch.frombuffer(_from_platform(data_dir, sources, shards), dtype=torch.uint8)
     chunks = bytearray()
     for shard in shards:
-        try:
-            raw = (data_dir / shard.path).read_bytes()
-        except OSError as exc:
-            raise _infra(f"shard {shard.path} is missing: {exc.strerror}") from exc
-        if len(raw) != shard.size or hashlib.sha256(raw).hexdigest() != shard.sha256:
-            raise _infra(f"shard {shard.path} does not match its locked sha256")
-        chunks += raw
+        chunks += _read_shard(data_dir, shard, "shard")
     return torch.frombuffer(chunks, dtype=torch.uint8)
 
 
@@ -143,8 +201,13 @@ def train(
     artifacts: Path,
     started: float,
     replica_process: ModelProcess,
+    *,
+    progress: ProgressEmitter | None = None,
 ) -> dict[str, Any]:
-    data = load_split(data_dir, spec.shards)
+    loading = time.monotonic()
+    data = load_split(data_dir, spec.shards, spec.source_shards)
+    # The recorder's reading (from Platform's mount, parsing too) while the model waits is not its time.
+    loading = time.monotonic() - loading
     tokens_per_step = spec.batch_size * spec.seq_len
     windows = (data.numel() - 1) // spec.seq_len
     budget_steps = spec.token_budget // tokens_per_step
@@ -153,7 +216,7 @@ def train(
         raise _infra(f"the train split ({data.numel()} bytes) or the token budget holds less than one batch")
     stopped_reason = "token_budget" if steps == budget_steps else "data_exhausted"
     order = torch.randperm(windows, generator=torch.Generator().manual_seed(spec.data_order_seed))
-    wall_deadline = started + spec.wall_clock_seconds
+    wall_deadline = started + loading + spec.wall_clock_seconds
     hard_deadline = wall_deadline + spec.grace_seconds
     chosen = replay.plan(spec.probe_seed, "train", steps, spec.replay_fraction)
     gen = torch.Generator().manual_seed(spec.probe_seed + 1)
@@ -163,6 +226,8 @@ def train(
     loop_started = time.monotonic()
     state = replay.read_state(model, hard_deadline - model.clock.now())
     replay.check_state_cap(state, spec.parameter_cap, "before training")
+    if progress is not None:
+        progress.start(steps)
     for step in range(steps):
         if model.clock.now() >= wall_deadline:
             stopped_reason = "wall_clock"
@@ -181,6 +246,8 @@ def train(
         after = replay.read_state(model, hard_deadline - model.clock.now())
         model_seconds += time.monotonic() - call_started
         losses.append(probes.loss_nats(logits, targets))
+        if progress is not None:
+            progress.record(step, losses[-1], tokens_per_step)
         if step in chosen:
             replica.submit(
                 step=step,
@@ -259,7 +326,7 @@ def heldout(
     for tensor in tensors.values():
         model.channel.send_tensor(tensor)
     model.message(deadline - model.clock.now(), "loaded")
-    data = load_split(data_dir, spec.shards)
+    data = load_split(data_dir, spec.shards, spec.source_shards)
     tokens_per_step = spec.batch_size * spec.seq_len
     windows = (data.numel() - 1) // spec.seq_len
     steps = min(spec.heldout_tokens // tokens_per_step, windows // spec.batch_size)

@@ -2,10 +2,13 @@
 
 For each phase the runner writes the project to a fresh world-readable temp directory (the only
 time submitted files touch the host's disk; they are never imported here), the phase's job spec
-to `/job`, and exactly one split of the locked data to `/data` (train for `train`, validation for
-`heldout`, none for `inspect`). The harness's report is the last `RESULT_PREFIX` line of stdout;
-every artifact it names must be in /artifacts with the sha256 it reported. A verified copy of each
-is kept under `work_dir/<phase>/verified/`, where the next phase and validation read it.
+to `/job`, and the phase's data (`_train_data`, `_heldout_window`): for `train`, the train split
+staged at `/data`, or nothing where the sandbox backend says the platform mounts Platform's train
+split itself (then the spec lists its shards and the recorder reads them there); for `heldout`,
+only the held-out window of the validation split, in `/job`; none for `inspect`. The harness's
+report is the last `RESULT_PREFIX` line of stdout; every artifact it names must be in /artifacts
+with the sha256 it reported. A verified copy of each is kept under `work_dir/<phase>/verified/`,
+where the next phase and validation read it.
 
 Sandbox infrastructure errors (`SandboxError`) propagate: the worker retries those, as it does
 an authenticated `infrastructure` report; an unauthenticated outcome is the miner's failure.
@@ -19,15 +22,19 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from prism.evaluation.errors import EvaluationRejected, HarnessProtocolError, MinerCodeFailed
+from prism.evaluation.errors import DatasetError, EvaluationRejected, HarnessProtocolError, MinerCodeFailed
 from prism.evaluation.jobs import EvaluationJob
 from prism.evaluation.phase import (
+    DATA_IN_JOB,
+    DATA_MOUNTED,
+    DATA_STAGED,
     GRAPH_FILE,
     HELDOUT_CURVE_FILE,
+    HELDOUT_WINDOW_FILE,
     JOB_FILE,
     JOB_MOUNT,
     KEY_BYTES,
@@ -40,6 +47,8 @@ from prism.evaluation.phase import (
     ShardRef,
     verify_report_line,
 )
+from prism.evaluation.platform_data import platform_source
+from prism.evaluation.progress import ProgressPoint, ProgressTap
 from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
 from prism.evidence import Evidence, evidence_from_json
 from prism.intake.project import Project
@@ -66,7 +75,14 @@ def verified_artifact(job: EvaluationJob, phase: Phase, name: str) -> Path:
 
 
 def phase_spec(
-    job: EvaluationJob, phase: Phase, shards: tuple[ShardRef, ...] = (), weights_sha256: str = ""
+    job: EvaluationJob,
+    phase: Phase,
+    shards: tuple[ShardRef, ...] = (),
+    weights_sha256: str = "",
+    *,
+    data_source: str = DATA_STAGED,
+    mount_dir: str = "",
+    source_shards: tuple[ShardRef, ...] = (),
 ) -> PhaseSpec:
     budget = job.budget
     return PhaseSpec(
@@ -91,6 +107,9 @@ def phase_spec(
         causality_rtol=budget.causality_rtol,
         require_walls=job.score_eligible,
         outer_wall_seconds=outer_wall_seconds(job.wall_clock_seconds),
+        data_source=data_source,
+        mount_dir=mount_dir,
+        source_shards=source_shards,
     )
 
 
@@ -219,6 +238,7 @@ def _run(
     *,
     data_dir: Path | None,
     extra_job_files: Mapping[str, Path] = {},
+    on_progress: Callable[[ProgressPoint], None] | None = None,
 ) -> tuple[dict[str, Any], RunResult, Path]:
     phase_dir = job.work_dir / spec.phase
     if phase_dir.exists():
@@ -249,6 +269,8 @@ def _run(
             artifacts_dir=artifacts_dir,
             env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"},
             stdin=stdin,
+            # The recorder's live points, verified under this phase's key (advisory, `progress.py`).
+            stdout_tap=None if on_progress is None else ProgressTap(key, spec.phase, on_progress),
             limits=Limits(
                 cpus=job.cpus,
                 memory_bytes=job.memory_bytes,
@@ -272,6 +294,9 @@ def _run(
     return accepted_report(result, spec.phase, key), result, artifacts_dir
 
 
+# -- the data of each phase ----------------------------------------------------------------------
+
+
 def _stage(job: EvaluationJob, phase: Phase, split: str) -> tuple[Path, tuple[ShardRef, ...]]:
     data_dir = job.work_dir / f"{phase}-data"
     if data_dir.exists():
@@ -279,6 +304,54 @@ def _stage(job: EvaluationJob, phase: Phase, split: str) -> tuple[Path, tuple[Sh
     _world_readable_dir(data_dir)
     shards = job.dataset.stage_split("train" if split == "train" else "validation", data_dir)
     return data_dir, tuple(ShardRef(path=s.path, sha256=s.sha256, size=s.size) for s in shards)
+
+
+def _train_data(job: EvaluationJob, sandbox: Sandbox) -> tuple[Path | None, PhaseSpec]:
+    """The train phase's spec, and the directory to mount at /data (None: nothing to mount).
+
+    Where the backend runs every job with Platform's train split mounted read-only
+    (`sandbox.train_mount`, the broker on Platform) and the dataset was locked from Platform's
+    manifest, nothing is staged: the spec lists Platform's shards, each with its size and sha256,
+    and the recorder builds the tokens from them there, checked against the locked shards.
+    """
+    mount = getattr(sandbox, "train_mount", None)
+    source = platform_source(job.dataset) if mount else None
+    if mount and source is not None:
+        listed = source.splits.get("train", ())
+        if not listed:
+            raise DatasetError(f"the Platform manifest of dataset {job.dataset.fingerprint[:12]} lists no train shards")
+        sources = tuple(ShardRef(path=s.name, sha256=s.sha256, size=s.size) for s in listed)
+        shards = tuple(ShardRef(path=s.path, sha256=s.sha256, size=s.size) for s in job.dataset.manifest.split("train"))
+        spec = phase_spec(job, "train", shards, data_source=DATA_MOUNTED, mount_dir=mount, source_shards=sources)
+        return None, spec
+    data_dir, staged = _stage(job, "train", "train")
+    return data_dir, phase_spec(job, "train", staged)
+
+
+def heldout_window_bytes(job: EvaluationJob) -> int:
+    """How many bytes of the validation split the held-out phase scores: its whole batches plus the
+    last target. The recorder's windows over these bytes are the ones it would take over the split."""
+    per_batch = job.budget.batch_size * job.budget.seq_len
+    return (job.budget.heldout_tokens // per_batch) * per_batch + 1
+
+
+def _heldout_window(job: EvaluationJob) -> tuple[Path, ShardRef]:
+    """The start of the validation split the held-out phase scores, cut here from the locked shards
+    (each checked again): the split itself never enters a sandbox, only this window, in /job."""
+    wanted = heldout_window_bytes(job)
+    window = bytearray()
+    for shard in job.dataset.manifest.split("validation"):
+        if len(window) >= wanted:
+            break
+        raw = (job.dataset.root / shard.path).read_bytes()
+        if len(raw) != shard.size or hashlib.sha256(raw).hexdigest() != shard.sha256:
+            raise DatasetError(f"shard {shard.path} changed after the dataset was locked")
+        window += raw[: wanted - len(window)]
+    if not window:
+        raise DatasetError(f"dataset {job.dataset.fingerprint[:12]} has no validation shards")
+    path = job.work_dir / HELDOUT_WINDOW_FILE
+    path.write_bytes(window)
+    return path, ShardRef(path=HELDOUT_WINDOW_FILE, sha256=hashlib.sha256(window).hexdigest(), size=len(window))
 
 
 def run_inspect(job: EvaluationJob, project: Project, sandbox: Sandbox) -> InspectResult:
@@ -303,14 +376,20 @@ def run_inspect(job: EvaluationJob, project: Project, sandbox: Sandbox) -> Inspe
     return inspect
 
 
-def run_train(job: EvaluationJob, project: Project, sandbox: Sandbox, inspect: InspectResult) -> TrainResult:
-    data_dir, shards = _stage(job, "train", "train")
+def run_train(
+    job: EvaluationJob,
+    project: Project,
+    sandbox: Sandbox,
+    inspect: InspectResult,
+    *,
+    on_progress: Callable[[ProgressPoint], None] | None = None,
+) -> TrainResult:
+    data_dir, spec = _train_data(job, sandbox)
     try:
-        figures, result, artifacts_dir = _run(
-            job, project, sandbox, phase_spec(job, "train", shards), data_dir=data_dir
-        )
+        figures, result, artifacts_dir = _run(job, project, sandbox, spec, data_dir=data_dir, on_progress=on_progress)
     finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if data_dir is not None:
+            shutil.rmtree(data_dir, ignore_errors=True)
     expected = {
         LOSS_CURVE_FILE: str(figures.get("loss_curve_sha256")),
         WEIGHTS_FILE: str(figures.get("weights_sha256")),
@@ -326,14 +405,19 @@ def run_heldout(job: EvaluationJob, project: Project, sandbox: Sandbox, train: T
     weights = verified_artifact(job, "train", WEIGHTS_FILE)
     if not weights.is_file():
         raise HarnessProtocolError(f"the trained weights are missing from {weights}")
-    data_dir, shards = _stage(job, "heldout", "validation")
-    spec = phase_spec(job, "heldout", shards, weights_sha256=train.weights_sha256)
+    window, shard = _heldout_window(job)
+    spec = phase_spec(job, "heldout", (shard,), weights_sha256=train.weights_sha256, data_source=DATA_IN_JOB)
     try:
         figures, result, artifacts_dir = _run(
-            job, project, sandbox, spec, data_dir=data_dir, extra_job_files={WEIGHTS_FILE: weights}
+            job,
+            project,
+            sandbox,
+            spec,
+            data_dir=None,
+            extra_job_files={WEIGHTS_FILE: weights, HELDOUT_WINDOW_FILE: window},
         )
     finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+        window.unlink(missing_ok=True)
     extra = _collect(
         job, "heldout", result, artifacts_dir, {HELDOUT_CURVE_FILE: str(figures.get("heldout_curve_sha256"))}
     )

@@ -24,9 +24,12 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prism.evaluation.probes import InfraFailure
+
+if TYPE_CHECKING:
+    from prism.evaluation.prefork import Spare
 
 # System files every Python process needs (shared libraries, the loader cache, CPU facts).
 _SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc/ld.so.cache", "/proc/cpuinfo")
@@ -35,9 +38,22 @@ _GPU_READ = ("/proc/driver/nvidia", "/sys/devices", "/sys/bus/pci", "/sys/module
 _STATUS_TIMEOUT_S = 120.0
 
 
+class ChildProcess(Protocol):
+    """What the recorder asks of a model's process: `subprocess.Popen`, or `prefork.ForkedChild`."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def kill(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Jailed:
-    proc: subprocess.Popen[bytes]
+    proc: ChildProcess
     scratch: Path
     walls: Mapping[str, Any]
 
@@ -166,4 +182,43 @@ def spawn_jailed(
         raise
     finally:
         os.close(status_r)
-    return Jailed(proc=proc, scratch=scratch, walls=walls)
+    return Jailed(proc=proc, scratch=scratch, walls={**walls, "started": "exec"})
+
+
+def start_forked(
+    spare: Spare,
+    *,
+    submission: Path,
+    env: Mapping[str, str],
+    require: bool,
+    device: str,
+    forbidden: Iterable[Path] = (),
+) -> Jailed:
+    """Jail a child forked before any secret was read (`prefork`): the same configuration and the
+    same walls as `spawn_jailed`, built by the child itself before it runs anything else."""
+    from prism.evaluation.wire import WireError
+
+    scratch = Path(tempfile.mkdtemp(prefix="prism-model-"))
+    try:
+        config = jail_config(
+            submission=submission, scratch=scratch, status_fd=-1, require=require, device=device, forbidden=forbidden
+        )
+        spare.channel.send_json(
+            {"op": "jail", "config": config, "env": {**env, "HOME": str(scratch), "TMPDIR": str(scratch)}}
+        )
+        status = spare.channel.recv_json(timeout=_STATUS_TIMEOUT_S)
+    except (InfraFailure, WireError, ValueError) as exc:
+        spare.child.kill()
+        spare.child.wait()
+        spare.channel.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+        if isinstance(exc, InfraFailure):
+            raise
+        raise InfraFailure(f"the forked model process did not report its jail: {exc}") from exc
+    if status.get("ok") is not True:
+        spare.child.wait()
+        spare.channel.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise InfraFailure(f"the model's jail could not be built: {status.get('error')}")
+    walls = {key: value for key, value in status.items() if key != "op"}
+    return Jailed(proc=spare.child, scratch=scratch, walls={**walls, "started": "fork"})

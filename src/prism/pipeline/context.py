@@ -45,6 +45,10 @@ class SubmissionInfo:
     infra_attempts: int
 
 
+def _no_heldout_sandbox() -> Sandbox | None:
+    return None
+
+
 @dataclass
 class StepContext:
     settings: Settings
@@ -55,6 +59,8 @@ class StepContext:
     project: Project
     work_dir: Path
     sandbox_factory: Callable[[], Sandbox]
+    # The held-out phase's own sandbox (`prism.sandbox.get_heldout_sandbox`); None: `sandbox`.
+    heldout_sandbox_factory: Callable[[], Sandbox | None] = _no_heldout_sandbox
     # Stored records of the stages already finished (stage -> record), for later steps to read.
     records: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     # Their outcomes: "passed", or "released" where an operator let a quarantine continue.
@@ -66,3 +72,8 @@ class StepContext:
         if self._sandbox is None:
             self._sandbox = self.sandbox_factory()
         return self._sandbox
+
+    @property
+    def heldout_sandbox(self) -> Sandbox | None:
+        """Where the held-out phase runs when not on `sandbox` (a local one on Platform's scorer)."""
+        return self.heldout_sandbox_factory()

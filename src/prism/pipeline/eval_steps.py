@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from prism.errors import PrismError
 from prism.evaluation.evaluate import locked_dataset
+from prism.evaluation.heldout_host import local_heldout_job, run_heldout_here
 from prism.evaluation.jobs import EvaluationJob, Mode, make_job
 from prism.evaluation.manifest import build_manifest, validate_manifest
 from prism.evaluation.metrics import LossCurve
@@ -26,6 +27,7 @@ from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
 from prism.evaluation.runner import run_heldout, run_inspect, run_train, verified_artifact
 from prism.evaluation.suspicion import graph_flops_disagreement, suspicions
 from prism.pipeline.context import StepContext, StepOutcome
+from prism.pipeline.live_curve import LiveCurveWriter
 from prism.review.similarity import fingerprint_project
 from prism.review.similarity.duplicates import DuplicateReport, decide_graph
 from prism.review.similarity.graph import graph_fingerprint
@@ -170,7 +172,9 @@ def _loss_points(job: EvaluationJob) -> list[float]:
 def train_step(ctx: StepContext) -> StepOutcome:
     job = load_job(ctx)
     inspect = InspectResult.from_json(ctx.records["inspect"]["inspect"])
-    train = run_train(job, ctx.project, ctx.sandbox, inspect)
+    # The recorder's points while it trains, for `--wait` and the curve route (advisory).
+    with LiveCurveWriter(ctx.sessions, ctx.submission.id, "train", attempt=job.attempt) as live:
+        train = run_train(job, ctx.project, ctx.sandbox, inspect, on_progress=live.put)
     return StepOutcome.passed(
         f"{train.tokens:,} tokens in {train.steps} steps, {train.bits_per_byte:.4f} bits/byte ({train.stopped_reason})",
         train=train.to_json(),
@@ -179,10 +183,22 @@ def train_step(ctx: StepContext) -> StepOutcome:
 
 
 def heldout_step(ctx: StepContext) -> StepOutcome:
+    """Held-out scoring where the settings place it: with the other phases, or (on Platform) in a
+    local sandbox on this host, beside the secret val split and the weights (`heldout_host`)."""
     job = load_job(ctx)
     train = TrainResult.from_json(ctx.records["train"]["train"])
-    heldout = run_heldout(job, ctx.project, ctx.sandbox, train)
-    return StepOutcome.passed(f"{heldout.heldout_bits_per_byte:.4f} held-out bits/byte", heldout=heldout.to_json())
+    local = ctx.heldout_sandbox
+    if local is None:
+        heldout = run_heldout(job, ctx.project, ctx.sandbox, train)
+        where = {"sandbox": ctx.settings.sandbox_backend, "device": job.device}
+    else:
+        heldout = run_heldout_here(job, ctx.project, local, train, ctx.settings)
+        where = {"sandbox": local.name, "device": local_heldout_job(job).device}
+    return StepOutcome.passed(
+        f"{heldout.heldout_bits_per_byte:.4f} held-out bits/byte ({where['sandbox']}, {where['device']})",
+        heldout=heldout.to_json(),
+        heldout_ran_on=where,
+    )
 
 
 def validation_step(ctx: StepContext) -> StepOutcome:

@@ -40,7 +40,7 @@ from prism.pipeline.eval_steps import EvaluationRestart
 from prism.pipeline.lease_guard import stop_container_jobs, stop_local_jobs
 from prism.pipeline.queue import Claim, LeaseLost, claim_next, fenced, reap_expired, release_claim, renew_lease
 from prism.pipeline.stages import EVALUATION_STAGES, STAGES, Step
-from prism.sandbox import get_sandbox
+from prism.sandbox import get_heldout_sandbox, get_sandbox
 from prism.sandbox.errors import SandboxInfraError, SandboxUnavailable
 from prism.sandbox.spec import Sandbox
 from prism.store.base import utcnow
@@ -71,6 +71,7 @@ class Worker:
     settings: Settings
     sessions: sessionmaker[Session]
     sandbox_factory: Callable[[], Sandbox] | None = None
+    heldout_sandbox_factory: Callable[[], Sandbox | None] | None = None
     worker_id: str = ""
     housekeeping: Housekeeping | None = None
 
@@ -79,6 +80,8 @@ class Worker:
         if self.sandbox_factory is None:
             settings = self.settings
             self.sandbox_factory = lambda: get_sandbox(settings)
+        if self.heldout_sandbox_factory is None:
+            self.heldout_sandbox_factory = lambda: get_heldout_sandbox(self.settings)
         if self.housekeeping is None:
             self.housekeeping = Housekeeping(self.settings, self.sessions)
 
@@ -327,7 +330,7 @@ class Worker:
                     evidence=exc.evidence,
                 )
             return None
-        assert self.sandbox_factory is not None
+        assert self.sandbox_factory is not None and self.heldout_sandbox_factory is not None
         return StepContext(
             settings=self.settings,
             runtime_config=active.config,
@@ -337,6 +340,7 @@ class Worker:
             project=project,
             work_dir=Path(self.settings.data_dir) / "work" / info.id,
             sandbox_factory=self.sandbox_factory,
+            heldout_sandbox_factory=self.heldout_sandbox_factory,
             records=records,
             outcomes=outcomes,
         )

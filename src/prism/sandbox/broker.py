@@ -28,6 +28,10 @@ type is sent only when the operator declares that the broker's GPU workers are o
 
 429 means the broker has no capacity: `BrokerBusy`, retry later. Authentication is a bearer token
 read from a secret file plus the challenge slug header.
+
+Platform's broker adds read-only mounts of its own to every job of the prism slug (its
+`DEFAULT_PRISM_EVAL_READONLY_MOUNTS`): the locked train split at `/data/fineweb-edu/train`.
+`train_mount` says where (`PRISM_BASE_EVAL_DATA_DIR`), so the runner sends no copy of it.
 """
 
 # ruff: noqa: S108 - every /tmp here is the sandbox's own private tmpfs, never the host's
@@ -220,6 +224,8 @@ class BrokerSandbox:
         self.settings = settings
         self.url = settings.broker_url.rstrip("/")
         self._transport = transport
+        # Where the broker mounts the locked train split in every job (None: it does not).
+        self.train_mount: str | None = settings.base_eval_data_dir or None
 
     def _client(self, timeout: float) -> httpx.Client:
         token = self.settings.broker_token

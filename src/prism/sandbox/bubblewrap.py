@@ -238,7 +238,8 @@ class BubblewrapSandbox:
             "status_fd": status_w,
         }
         passed = (status_w, json_w, fds.seccomp, fds.passwd, fds.group, fds.hosts)
-        out, err = TailBuffer(limits.output_bytes, slack=256), TailBuffer(limits.output_bytes, slack=256)
+        out = TailBuffer(limits.output_bytes, slack=256, tap=spec.stdout_tap)
+        err = TailBuffer(limits.output_bytes, slack=256)
         start = time.monotonic()
         try:
             proc = subprocess.Popen(

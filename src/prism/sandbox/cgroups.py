@@ -1,15 +1,23 @@
-"""One cgroup per job: cpu quota, memory + swap, pids; the whole tree killed at the end.
+"""One cgroup per job: cpu quota and weight, memory + swap, pids; the whole tree killed at the end.
 
 cgroup v2 is used when its unified hierarchy carries the memory, pids and cpu controllers;
 otherwise cgroup v1 with one directory per controller (memory, pids, cpu, and freezer so the
 kill cannot race a fork). A host with neither raises `SandboxUnavailable`: a job is never run
 without limits. The job's cgroup is a child of this process's own cgroup, so whatever limits the
 host put on the worker still apply on top.
+
+CPU weight: under contention the kernel shares CPU between sibling groups by weight, and every
+job sits in one `prism-sandbox` group. With the default weight there, all jobs together would
+weigh as much as one host process, and under load a job starves until its wall-clock budget runs
+out. So each job gets a weight in proportion to its CPU limit (v1 `cpu.shares` 1024 per CPU, v2
+`cpu.weight` 100 per CPU) and the parent the sum of its active jobs' (recomputed under a lock on
+the parent whenever a job starts or ends, from the jobs actually there, so several workers agree).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import time
@@ -21,6 +29,14 @@ from prism.sandbox.spec import Limits
 
 _V1_REQUIRED = ("memory", "pids", "cpu")
 _CPU_PERIOD_US = 100_000
+# (file, weight of one CPU, least, most, the kernel's default) for cgroup v1 and v2.
+_WEIGHT = {1: ("cpu.shares", 1024, 2, 262_144, 1024), 2: ("cpu.weight", 100, 1, 10_000, 100)}
+
+
+def cpu_weight(version: int, cpus: float) -> int:
+    """The weight of a job with a limit of `cpus` CPUs (the kernel's default is one CPU's worth)."""
+    _, per_cpu, least, most, _ = _WEIGHT[version]
+    return min(most, max(least, round(per_cpu * cpus)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +178,8 @@ class JobCgroup:
                 _write(d / "memory.swap.max", str(swap_total - limits.memory_bytes))
             _write(d / "pids.max", str(limits.pids))
             _write(d / "cpu.max", f"{quota} {_CPU_PERIOD_US}")
+            _write(d / "cpu.weight", str(cpu_weight(2, limits.cpus)))
+            self.rebalance()
             return
         memory = self.dirs["memory"]
         _write(memory / "memory.limit_in_bytes", str(limits.memory_bytes))
@@ -173,6 +191,15 @@ class JobCgroup:
         _write(self.dirs["pids"] / "pids.max", str(limits.pids))
         _write(self.dirs["cpu"] / "cpu.cfs_period_us", str(_CPU_PERIOD_US))
         _write(self.dirs["cpu"] / "cpu.cfs_quota_us", str(quota))
+        _write(self.dirs["cpu"] / "cpu.shares", str(cpu_weight(1, limits.cpus)))
+        self.rebalance()
+
+    def rebalance(self) -> None:
+        """Give the jobs' parent the sum of its active jobs' weights (the default when none)."""
+        directory = self.dirs.get("unified" if self.layout.version == 2 else "cpu")
+        if directory is None:
+            return
+        rebalance_parent(directory.parent, self.layout.version)
 
     @property
     def procs_files(self) -> tuple[str, ...]:
@@ -236,6 +263,23 @@ class JobCgroup:
                     break
                 except OSError:
                     time.sleep(0.02)
+        with contextlib.suppress(SandboxUnavailable):
+            self.rebalance()
+
+
+def rebalance_parent(parent: Path, version: int) -> int:
+    """Set `parent`'s weight to the sum of its job groups' weights; returns what was written."""
+    name, _, least, most, default = _WEIGHT[version]
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # workers starting and ending jobs at once write in turn
+        weights = [_read_int(child / name) for child in parent.iterdir() if child.is_dir()]
+        total = sum(w for w in weights if w is not None)
+        value = min(most, max(least, total)) if total else default
+        _write(parent / name, str(value))
+        return value
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _enable_v2_controllers(path: Path) -> None:

@@ -142,7 +142,8 @@ class DockerSandbox:
             spec.artifacts_dir.chmod(0o700)
         argv = build_docker_argv(spec, binary=docker, image=self.image, job_id=job_id, uid=self.uid, gid=self.gid)
         limits = spec.limits
-        out, err = TailBuffer(limits.output_bytes, slack=256), TailBuffer(limits.output_bytes, slack=256)
+        out = TailBuffer(limits.output_bytes, slack=256, tap=spec.stdout_tap)
+        err = TailBuffer(limits.output_bytes, slack=256)
         start = time.monotonic()
         proc = subprocess.Popen(
             argv,

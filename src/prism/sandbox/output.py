@@ -23,14 +23,18 @@ _CHUNK = 1 << 20
 class TailBuffer:
     """The last `cap` bytes of a stream, plus how many bytes went by."""
 
-    def __init__(self, cap: int, *, slack: int = 0) -> None:
+    def __init__(self, cap: int, *, slack: int = 0, tap: Callable[[bytes], None] | None = None) -> None:
         # `slack` keeps a few extra bytes so a secret straddling the cut is still seen whole.
+        # `tap` sees every chunk whole, as it arrives (`RunSpec.stdout_tap`).
         self.cap = cap
+        self.tap = tap
         self.keep = cap + slack
         self.total = 0
         self._data = bytearray()
 
     def feed(self, chunk: bytes) -> None:
+        if self.tap is not None:
+            self.tap(chunk)
         self.total += len(chunk)
         if len(chunk) >= self.keep:
             self._data[:] = chunk[-self.keep :]

@@ -6,7 +6,7 @@ here: the evaluation harness, a self-test, or an operator's command all go throu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -64,6 +64,10 @@ class RunSpec:
     # Bytes written to the job's stdin, then closed (the evaluation's per-phase report key).
     # Backends that cannot deliver them say so with `accepts_stdin = False` (or no attribute).
     stdin: bytes = b""
+    # Called with each chunk of the job's stdout as it arrives, before the tail is cut (live
+    # progress). It runs in the backend's read loop and must not block. Backends that only see
+    # stdout once the job has ended (the Platform broker) never call it.
+    stdout_tap: Callable[[bytes], None] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
@@ -117,6 +121,10 @@ class RunResult:
 
 
 class Sandbox(Protocol):
+    """Optional attributes a backend may declare: `accepts_stdin` (see `RunSpec.stdin`) and
+    `train_mount`, the path where the platform itself mounts the locked train split, read-only,
+    in every job (Platform's broker: docs/evaluation.md, "Where the data come from")."""
+
     name: str
 
     def run(self, spec: RunSpec) -> RunResult: ...

@@ -7,7 +7,9 @@ and the retry with back-off that every caller uses, so a busy lock never fails a
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -217,21 +219,63 @@ def run_write(
             time.sleep(backoff(conflicts))
 
 
-_GATES: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+class _WriterGate:
+    """A thread lock, then (for a database file) an exclusive `flock` on a file beside it.
+
+    The thread lock orders this process's writers; the file lock orders the writers of every
+    process that takes it (the `prism serve --workers N` processes), and the kernel hands it to
+    the next waiter the moment it is released. Without a lock file (a directory we cannot write
+    to, which SQLite could not use for its journal anyway) the thread lock alone is kept."""
+
+    def __init__(self, lock_path: Path | None) -> None:
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+        if lock_path is not None:
+            try:
+                self._fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                log.warning("no SQLite writer lock file (%s); writers of other processes poll", exc.strerror)
+
+    def __enter__(self) -> _WriterGate:
+        self._thread_lock.acquire()
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._thread_lock.release()
+                raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
+
+_GATES: weakref.WeakKeyDictionary[Engine, _WriterGate] = weakref.WeakKeyDictionary()
 _GATES_LOCK = threading.Lock()
 
 
 def writer_gate(engine: Engine) -> AbstractContextManager[object]:
-    """One writer at a time inside this process, for SQLite (a no-op elsewhere).
+    """One writer at a time across the processes that take this gate, for SQLite (a no-op elsewhere).
 
     SQLite admits one writer anyway; waiting on a lock here wakes the next writer the moment
     the last one commits, where SQLite's busy handler polls with growing sleeps (tens of
-    milliseconds each under load) — that polling was most of intake's p99.
+    milliseconds each under load) — that polling was most of intake's p99, and with several
+    server processes it came back between processes until the gate covered them too.
     """
     if engine.dialect.name != "sqlite":
         return nullcontext()
     with _GATES_LOCK:
         gate = _GATES.get(engine)
         if gate is None:
-            gate = _GATES[engine] = threading.Lock()
+            database = engine.url.database
+            lock_path = Path(f"{database}.writer-lock") if database and database != ":memory:" else None
+            gate = _GATES[engine] = _WriterGate(lock_path)
     return gate

@@ -7,17 +7,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from prism.evidence import Evidence, evidence_to_json
 from prism.intake.project import Project
-from prism.store.base import utcnow
+from prism.store.base import Base, utcnow
 from prism.store.lifecycle import transition
 from prism.store.models import (
     AuditEvent,
@@ -47,11 +47,33 @@ class Rejection:
     evidence: tuple[Evidence, ...]
 
 
-# Built once: constructing a statement per upload was a visible share of intake's CPU.
-_INSERT_ARCHIVE = insert(SubmissionArchive)
-_INSERT_SOURCE = insert(SourceFile)
-_INSERT_AUDIT = insert(AuditEvent)
-_INSERT_STAGE = insert(StageResult)
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+_SUBMISSIONS = _table(Submission)
+# Built once, on the tables, and run on the session's connection: an ORM `insert(Model)` goes
+# through the ORM's bulk-insert machinery, which was most of the CPU of storing an upload.
+_INSERT_ARCHIVE = insert(_table(SubmissionArchive))
+_INSERT_SOURCE = insert(_table(SourceFile))
+_INSERT_AUDIT = insert(_table(AuditEvent))
+_INSERT_STAGE = insert(_table(StageResult))
+_SAME_BYTES = select(_SUBMISSIONS.c.id).where(
+    _SUBMISSIONS.c.hotkey == bindparam("hotkey"),
+    _SUBMISSIONS.c.archive_sha256 == bindparam("archive_sha256"),
+)
+_SUBMISSION_INSERT = {
+    "sqlite": sqlite_insert(_SUBMISSIONS)
+    .on_conflict_do_nothing(index_elements=["hotkey", "archive_sha256"])
+    .returning(_SUBMISSIONS.c.id),
+    "postgresql": pg_insert(_SUBMISSIONS)
+    .on_conflict_do_nothing(index_elements=["hotkey", "archive_sha256"])
+    .returning(_SUBMISSIONS.c.id),
+}
+_MINER_UPSERT = {
+    "sqlite": sqlite_insert(_table(Miner)).on_conflict_do_nothing(index_elements=["hotkey"]),
+    "postgresql": pg_insert(_table(Miner)).on_conflict_do_nothing(index_elements=["hotkey"]),
+}
 
 
 def epoch_at(moment: datetime, epoch_seconds: int) -> int:
@@ -59,9 +81,10 @@ def epoch_at(moment: datetime, epoch_seconds: int) -> int:
 
 
 def find_same_bytes(session: Session, hotkey: str, archive_sha256: str) -> Submission | None:
-    return session.scalar(
-        select(Submission).where(Submission.hotkey == hotkey, Submission.archive_sha256 == archive_sha256)
-    )
+    # The id alone first (almost every upload is new); the ORM object only for a repeat.
+    found = session.connection().execute(_SAME_BYTES, {"hotkey": hotkey, "archive_sha256": archive_sha256})
+    submission_id = found.scalar()
+    return session.get(Submission, submission_id) if submission_id is not None else None
 
 
 def create_submission(
@@ -77,44 +100,59 @@ def create_submission(
     if existing is not None:
         return existing, False
     _ensure_miner(session, new.hotkey)
-    submission = Submission(
-        id=str(uuid.uuid4()),
-        hotkey=new.hotkey,
-        status=S.PENDING.value,
-        archive_sha256=archive_sha256,
-        code_hash=project.code_hash if project else None,
-        filename=new.filename,
-        byte_size=len(new.data),
-        epoch=new.epoch,
-        origin=new.origin,
-        submit_metadata=new.metadata or {},
-        infra_attempts=0,
-        created_at=utcnow(),
-    )
-    try:
-        if session.get_bind().dialect.name == "sqlite":
-            # The caller holds SQLite's write lock since BEGIN: no concurrent insert can race this one.
-            session.add(submission)
-            session.flush()
-        else:
-            # A savepoint, so a concurrent insert of the same bytes leaves the caller's transaction usable.
-            with session.begin_nested():
-                session.add(submission)
-                session.flush()
-    except IntegrityError:
-        raced = find_same_bytes(session, new.hotkey, archive_sha256)
-        if raced is None:
-            raise
-        return raced, False
+    now = utcnow()
+    values: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "hotkey": new.hotkey,
+        "status": S.PENDING.value,
+        "reason_code": None,
+        "reason": None,
+        "code_hash": project.code_hash if project else None,
+        "archive_sha256": archive_sha256,
+        "filename": new.filename,
+        "byte_size": len(new.data),
+        "epoch": new.epoch,
+        "origin": new.origin,
+        "submit_metadata": new.metadata or {},
+        "stage": None,
+        "infra_attempts": 0,
+        "next_attempt_at": None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "architecture_hash": None,
+        "created_at": now,
+        "updated_at": now,
+        "started_at": None,
+        "finished_at": None,
+    }
+    upsert = _SUBMISSION_INSERT.get(session.get_bind().dialect.name)
+    if upsert is None:
+        submission, created = _insert_with_orm(session, values)
+        if not created:
+            return submission, False
+    else:
+        # One statement, no savepoint: when the same bytes from this hotkey went in meanwhile
+        # (a concurrent retry), it inserts nothing and the first submission is the answer.
+        if session.connection().execute(upsert, values).scalar() is None:
+            raced = find_same_bytes(session, new.hotkey, archive_sha256)
+            if raced is None:
+                raise LookupError(f"the insert of {archive_sha256} conflicted, yet no submission holds it")
+            return raced, False
+        # Every column was just written from `values`: the ORM object is attached as persistent
+        # with all of them loaded, without reading the row back.
+        submission = Submission(**values)
+        make_transient_to_detached(submission)
+        session.add(submission)
     # The rows that hang off the submission go in as plain INSERTs: the ORM's unit of work was
     # most of intake's database CPU, and nothing here needs identity tracking.
     now = utcnow()
-    session.execute(_INSERT_ARCHIVE, {"submission_id": submission.id, "data": new.data})
+    connection = session.connection()
+    connection.execute(_INSERT_ARCHIVE, {"submission_id": submission.id, "data": new.data})
     if project is not None:
-        session.execute(
+        connection.execute(
             _INSERT_SOURCE, [{"submission_id": submission.id, "path": p, "text": t} for p, t in project.files.items()]
         )
-    session.execute(
+    connection.execute(
         _INSERT_AUDIT,
         {
             "submission_id": submission.id,
@@ -128,7 +166,7 @@ def create_submission(
     if project is not None:
         # Strictly after the "created" event, so the journey reads in order.
         now = max(utcnow(), now + timedelta(microseconds=1))
-        session.execute(
+        connection.execute(
             _INSERT_STAGE,
             {
                 "submission_id": submission.id,
@@ -155,15 +193,27 @@ def create_submission(
     return submission, True
 
 
+def _insert_with_orm(session: Session, values: dict[str, Any]) -> tuple[Submission, bool]:
+    """A database without ON CONFLICT: the ORM insert in a savepoint, so a concurrent insert of
+    the same bytes leaves the caller's transaction usable."""
+    submission = Submission(**values)
+    try:
+        with session.begin_nested():
+            session.add(submission)
+            session.flush()
+    except IntegrityError:
+        raced = find_same_bytes(session, values["hotkey"], values["archive_sha256"])
+        if raced is None:
+            raise
+        return raced, False
+    return submission, True
+
+
 def _ensure_miner(session: Session, hotkey: str) -> None:
     """The miner's row, created on first sight in one statement (no read, no savepoint)."""
-    dialect = session.get_bind().dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        values = {"hotkey": hotkey, "first_seen_at": utcnow()}
-        if dialect == "sqlite":
-            session.execute(sqlite_insert(Miner).values(values).on_conflict_do_nothing(index_elements=["hotkey"]))
-        else:
-            session.execute(pg_insert(Miner).values(values).on_conflict_do_nothing(index_elements=["hotkey"]))
+    upsert = _MINER_UPSERT.get(session.get_bind().dialect.name)
+    if upsert is not None:
+        session.connection().execute(upsert, {"hotkey": hotkey, "first_seen_at": utcnow()})
         return
     if session.get(Miner, hotkey) is None:
         try:

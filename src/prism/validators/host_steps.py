@@ -3,7 +3,8 @@
 With validators training, the job is the official one (the validators' GPUs honour the fixed
 profile) even where PRISM itself has no GPU. What PRISM still runs itself — inspect (parameter
 count, graph, FLOPs: device-independent) and held-out scoring of the returned weights — runs on
-this host's own devices: the job's GPUs where this host or its broker has them, else the CPU.
+this host's own devices: the job's GPUs where this host or its broker has them, else the CPU;
+on Platform (`PRISM_HELDOUT_SANDBOX`), in a local sandbox on the CPU (`heldout_host`).
 In `embedded` mode both steps are the usual ones.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import shutil
 
 from prism.evaluation.evaluate import locked_dataset
+from prism.evaluation.heldout_host import run_heldout_here
 from prism.evaluation.jobs import make_job
 from prism.evaluation.results import TrainResult
 from prism.evaluation.runner import run_heldout, run_inspect
@@ -56,7 +58,11 @@ def validator_heldout_step(ctx: StepContext) -> StepOutcome:
         return heldout_step(ctx)
     job = load_job(ctx)
     train = TrainResult.from_json(ctx.records["train"]["train"])
-    heldout = run_heldout(on_this_host(ctx, job), ctx.project, ctx.sandbox, train)
+    local = ctx.heldout_sandbox  # on Platform: a local sandbox beside the secret val split
+    if local is None:
+        heldout = run_heldout(on_this_host(ctx, job), ctx.project, ctx.sandbox, train)
+    else:
+        heldout = run_heldout_here(job, ctx.project, local, train, ctx.settings)
     return StepOutcome.passed(
         f"{heldout.heldout_bits_per_byte:.4f} held-out bits/byte (PRISM, on the validators' weights)",
         heldout=heldout.to_json(),

@@ -30,6 +30,12 @@ def _rules(text: str) -> dict[str, set[int]]:
         ("class Ｃ:\n    pass\n", {1}),
         ("import math as ｍ\n", {1}),
         ("x = 1 # '\nｙ = 'é'\n", {2}),
+        # Only the subtrees holding a non-ASCII line are searched for literals: a decorator
+        # sits above its `def` line, a literal deep in a body, a docstring far from its use.
+        ("@mark('é # x')\ndef f():\n    pass\n", set()),
+        ("class A:\n    @staticmethod\n    @mark('é')\n    def f():\n        pass\n", set()),
+        ("def f():\n    if x:\n        return {'k': ['é', g('#é')]}\n    ｙ = 2\n", {4}),
+        ('"""\nd é\n"""\n' + "x = 1\n" * 50 + "def f(a='ñ'):\n    return a # é\nñ = 1\n", {56}),
     ],
 )
 def test_non_ascii_identifiers_outside_strings_and_comments(text: str, lines: set[int]) -> None:

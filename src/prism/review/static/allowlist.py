@@ -178,8 +178,15 @@ COMPUTED_LOOKUP_MODULES = frozenset(
     {"torch.nn.functional", "torch.nn.init", "torch.special", "torch.fft", "torch.linalg", "math"}
 )
 
-# Members of refused modules that only mark a function, used as decorators and nowhere else.
-DECORATOR_ONLY = frozenset({"torch.jit.ignore", "torch.jit.unused"})
+# Members of refused modules that only mark a function, used as decorators and nowhere else
+# (`export` sets a flag on the function for the TorchScript compiler, as `ignore` does).
+DECORATOR_ONLY = frozenset({"torch.jit.ignore", "torch.jit.unused", "torch.jit.export"})
+# Members of refused modules that answer a question, called with no argument and nowhere else:
+# `if self.grad_checkpointing and not torch.jit.is_scripting():` is in most timm models.
+QUERY_ONLY = frozenset({"torch.jit.is_scripting", "torch.jit.is_tracing"})
+# Members of refused modules allowed as the subscripted head of an annotation only:
+# `torch.jit.Final` is `typing.Final` (`fused_attn: torch.jit.Final[bool]`).
+ANNOTATION_ONLY = frozenset({"torch.jit.Final"})
 
 # The enum classes whose call with a name and members is the functional API.
 ENUM_CLASSES = frozenset({"enum.Enum", "enum.IntEnum", "enum.Flag", "enum.IntFlag", "enum.StrEnum"})

@@ -11,6 +11,8 @@ one more says how many were left out, and the file is rejected either way.
 from __future__ import annotations
 
 import ast
+import itertools
+import operator
 import re
 
 from prism.evidence import Evidence
@@ -35,7 +37,14 @@ class FileFindings:
 
     def _line_starts(self) -> list[int]:
         if self._starts is None:
-            self._starts = [0, *(m.end() for m in _BREAK.finditer(self.text))]
+            text = self.text
+            if "\r" in text:
+                self._starts = [0, *(m.end() for m in _BREAK.finditer(text))]
+            else:  # only `\n` breaks: offsets summed in C rather than a match object per line
+                lengths = map(operator.add, map(len, text.split("\n")), itertools.repeat(1))
+                starts = [0, *itertools.accumulate(lengths)]
+                starts.pop()
+                self._starts = starts
         return self._starts
 
     def _raw_line(self, number: int) -> str:

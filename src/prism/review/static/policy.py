@@ -378,8 +378,11 @@ REFLECTIVE_CALLS = frozenset({"getattr", "hasattr", "setattr", "delattr"})
 # Dunder names that may be read as plain names (`if __name__ == "__main__":`).
 ALLOWED_DUNDER_NAMES = frozenset({"__name__"})
 
-# Private torch attributes ordinary models read.
-ALLOWED_PRIVATE_ATTRIBUTES = frozenset({"_parameters", "_buffers", "_modules", "_version"})
+# Private torch attributes ordinary models read, and the public API of named tuples, which
+# carries an underscore so as not to clash with field names (`cfg._asdict()`, `out._replace(x=y)`).
+ALLOWED_PRIVATE_ATTRIBUTES = frozenset(
+    {"_parameters", "_buffers", "_modules", "_version"} | {"_asdict", "_replace", "_fields", "_make", "_field_defaults"}
+)
 
 # A project file may not take these top-level names: they would shadow what the harness imports.
 EXTRA_SHADOWED_NAMES = frozenset(

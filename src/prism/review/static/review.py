@@ -30,7 +30,7 @@ from prism.review.static.policy import EXTRA_SHADOWED_NAMES, StaticPolicy
 from prism.review.static.resolve import ProjectModules, entry_folder
 from prism.review.static.source import check_source
 from prism.review.static.state import ProjectState, TooComplex
-from prism.review.static.toplevel import TopLevel, pure_dataclasses
+from prism.review.static.toplevel import TopLevel, pure_dataclasses, pure_namedtuples
 from prism.review.static.walk import FileWalk
 
 __all__ = ["StaticPolicy", "StaticReport", "review_project"]
@@ -70,8 +70,13 @@ def _check_shadowing(
             )
 
 
+# The default policy, one object: the caches keyed by policy then find it by identity, without
+# comparing every field (a fresh `StaticPolicy()` per review cost a few percent of a small file).
+_DEFAULT_POLICY = StaticPolicy()
+
+
 def review_project(project: Project, *, policy: StaticPolicy | None = None) -> StaticReport:
-    policy = policy or StaticPolicy()
+    policy = policy or _DEFAULT_POLICY
     sources = project.python_files
     modules = ProjectModules(list(sources), entry_folder=entry_folder(project.entrypoint))
     state = ProjectState(policy, modules, TORCH_PRIVATE)
@@ -143,6 +148,7 @@ def _review_files(
         try:
             walk.collect_imports()
             pure.update(pure_dataclasses(walk))
+            pure.update(pure_namedtuples(walk))
             walk.run()
             # A default such as `Settings()` is pure when `Settings` is an inert dataclass,
             # possibly of a file not read yet: those verdicts wait for `finish`.

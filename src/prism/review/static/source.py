@@ -17,6 +17,7 @@ import tokenize
 
 from prism import pyast
 from prism.review.static.findings import FileFindings
+from prism.review.static.scope import children
 
 # PEP 263, as the tokenizer applies it.
 _COOKIE = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.ASCII)
@@ -60,9 +61,11 @@ def _foreign_cookie(text: str) -> tuple[int, str] | None:
     where `str.splitlines` would break. Both readings are checked; `detect_encoding` itself is
     the final word (it also refuses a cookie that contradicts a BOM).
     """
+    first = text.find("\n")
+    second = text.find("\n", first + 1) if first != -1 else -1
+    if "coding" not in text[: second if second != -1 else len(text)]:
+        return None  # not in the first two lines; the universal-newline lines are pieces of them
     by_newline = _split_first(text, _NEWLINE_ONLY)
-    if not any("coding" in line for line in by_newline):
-        return None  # the universal-newline lines are pieces of these two
     for lines in (_split_first(text, _UNIVERSAL), by_newline):
         for number, line in enumerate(lines, start=1):
             match = _COOKIE.match(line)
@@ -113,9 +116,11 @@ def _check_identifiers(text: str, tree: ast.Module, out: FileFindings) -> None:
     a comment is a `#` before the character, on its line, outside every string span.
     """
     starts = [0, *(m.end() for m in _UNIVERSAL.finditer(text))]
-    spans = _string_spans(text, tree, starts)
+    matches = list(_NON_ASCII.finditer(text))
+    lines = sorted({bisect.bisect_right(starts, m.start()) for m in matches})
+    spans = _string_spans(text, tree, starts, lines)
     begins = [b for b, _ in spans]
-    for match in _NON_ASCII.finditer(text):
+    for match in matches:
         position = match.start()
         if _inside(spans, begins, position):
             continue
@@ -149,8 +154,15 @@ def _inside(spans: list[tuple[int, int]], begins: list[int], position: int) -> b
     return index >= 0 and position < spans[index][1]
 
 
-def _string_spans(text: str, tree: ast.Module, starts: list[int]) -> list[tuple[int, int]]:
-    """Character spans of string literals, sorted and disjoint (f-string expressions cut out)."""
+def _string_spans(text: str, tree: ast.Module, starts: list[int], lines: list[int]) -> list[tuple[int, int]]:
+    """Character spans of the string literals that touch `lines` (sorted line numbers), sorted
+    and disjoint (f-string expressions cut out).
+
+    Only those matter: a character of these lines, or a `#` before it on its line, lies in a
+    literal only if that literal's lines include its line. So a subtree whose lines miss them
+    all is not entered (a file with a few non-ASCII comments is not walked whole, which cost
+    several parses' worth on large files).
+    """
 
     def offset(line: int, column: int) -> int:
         start = starts[line - 1]
@@ -160,8 +172,7 @@ def _string_spans(text: str, tree: ast.Module, starts: list[int]) -> list[tuple[
             return start + column
         return start + len(segment.encode("utf-8")[:column].decode("utf-8", errors="ignore"))
 
-    spans: list[tuple[int, int]] = []
-    for node in ast.walk(tree):
+    def add(node: ast.AST) -> None:
         if isinstance(node, ast.JoinedStr):
             begin = offset(node.lineno, node.col_offset)
             for value in node.values:
@@ -173,6 +184,26 @@ def _string_spans(text: str, tree: ast.Module, starts: list[int]) -> list[tuple[
             spans.append((begin, offset(node.end_lineno or node.lineno, node.end_col_offset or 0)))
         elif isinstance(node, ast.Constant) and isinstance(node.value, str | bytes):
             spans.append((offset(node.lineno, node.col_offset), offset(node.end_lineno or 0, node.end_col_offset or 0)))
+
+    spans: list[tuple[int, int]] = []
+    pending: list[ast.AST] = [tree]
+    while pending:
+        node = pending.pop()
+        first = getattr(node, "lineno", None)
+        if first is not None:
+            last = getattr(node, "end_lineno", None) or first
+            decorators = getattr(node, "decorator_list", None)
+            if decorators:  # a definition's lines start at `def`/`class`, below its decorators
+                first = min(first, *(d.lineno for d in decorators))
+            at = bisect.bisect_left(lines, first)
+            if at == len(lines) or lines[at] > last:
+                continue  # no line of interest within this node: nor within any node below it
+        if isinstance(node, ast.JoinedStr):
+            for sub in ast.walk(node):  # f-string parts, unpruned: their positions are not nested
+                add(sub)
+            continue
+        add(node)
+        pending.extend(children(node))
     spans.sort()
     merged: list[tuple[int, int]] = []
     for begin, end in spans:

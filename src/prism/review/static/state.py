@@ -4,6 +4,7 @@ templates and computed attribute names that need no walk state."""
 from __future__ import annotations
 
 import ast
+import functools
 import string
 import time
 
@@ -34,6 +35,17 @@ def _steps_for(policy: StaticPolicy) -> dict[tuple[str, str], Ref | Denied]:
     return steps
 
 
+@functools.lru_cache(maxsize=8)
+def _with_internals(torch_private: frozenset[str]) -> frozenset[str]:
+    return torch_private | _TORCH_INTERNALS
+
+
+@functools.lru_cache(maxsize=8)
+def _judged_attributes(forbidden: frozenset[str]) -> frozenset[str]:
+    """Built once per policy, not per project: the refused set has hundreds of names."""
+    return forbidden | FORMAT_METHODS | {"type"}
+
+
 class TooComplex(Exception):
     """The project's review deadline passed; it is rejected as `static.too_complex`."""
 
@@ -44,7 +56,7 @@ class ProjectState:
     def __init__(self, policy: StaticPolicy, modules: ProjectModules, torch_private: frozenset[str]) -> None:
         self.policy = policy
         self.modules = modules
-        self.torch_private = torch_private | _TORCH_INTERNALS
+        self.torch_private = _with_internals(torch_private)
         self.defined_private: set[str] = set()
         self.private_reads: list[tuple[FileFindings, ast.AST, str]] = []
         # (file, node, project module, name): `name` must not be a module that file imported.
@@ -62,7 +74,7 @@ class ProjectState:
         self.pending_patches: list[tuple[FileFindings, ast.AST, frozenset[str]]] = []
         self._steps = _steps_for(policy)
         # Attribute names with a rule of their own (besides private ones, which all have).
-        self.judged_attributes = policy.forbidden_attributes | FORMAT_METHODS | {"type"}
+        self.judged_attributes = _judged_attributes(policy.forbidden_attributes)
 
     def check_deadline(self) -> None:
         if time.thread_time() > self.deadline:
@@ -113,6 +125,25 @@ def import_statements(body: list[ast.stmt]) -> list[ast.stmt]:
                     pending.extend(reversed(block.body))
             else:
                 pending.extend(reversed(inner))
+    return found
+
+
+def import_fallbacks(body: list[ast.stmt]) -> set[int]:
+    """The name targets of `except ...: name = <constant>` in module-level `try` statements.
+
+    Such a name holds either what was imported or an inert constant; it is never unbound, so a
+    lookup of it can never fall through to a builtin of that name (what `rebinds_import` stops:
+    `del`, or a binding that may be skipped). Judging its uses as the import's is the stricter
+    reading of the two.
+    """
+    found: set[int] = set()
+    for stmt in body:
+        if type(stmt) is not ast.Try:
+            continue
+        for handler in stmt.handlers:
+            for inner in handler.body:
+                if type(inner) is ast.Assign and type(inner.value) is ast.Constant:
+                    found.update(id(t) for t in inner.targets if type(t) is ast.Name)
     return found
 
 

@@ -5,12 +5,14 @@ decorators, default values, annotations and base classes of those definitions, t
 classes, and the values of "constants" are all evaluated at import. They may only hold constant
 expressions, references, and calls to a short list of pure library constructors; decorators
 must be known pure library decorators. `if __name__ == "__main__":` blocks never run on import and
-are left to the other rules.
+are left to the other rules, and a `try` around imports whose `except` clauses name builtin
+exceptions is judged block by block (the optional import: `except ImportError: fn = None`).
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 from collections.abc import Set as AbstractSet
 
 from prism.review.static.scope import children
@@ -19,7 +21,10 @@ from prism.review.static.walk import FileWalk
 SAFE_DECORATORS = frozenset(
     {
         *["dataclasses.dataclass", "functools.lru_cache", "functools.cache", "functools.cached_property"],
-        *["functools.total_ordering", "torch.jit.ignore", "torch.jit.unused"],
+        *["functools.total_ordering", "torch.jit.ignore", "torch.jit.unused", "torch.jit.export"],
+        # `@autocast("cuda", enabled=False)` keeps a function in full precision: the context
+        # manager's object wraps the function; its arguments are judged as import-time values.
+        *["torch.amp.autocast", "torch.autocast", "torch.cuda.amp.autocast", "torch.cpu.amp.autocast"],
         *["typing.overload", "typing.final", "typing.runtime_checkable", "abc.abstractmethod", "enum.unique"],
         *["torch.no_grad", "torch.inference_mode", "torch.enable_grad", "torch.autograd.no_grad"],
         *["torch.autograd.grad_mode.no_grad", "torch.autograd.grad_mode.inference_mode", "torch.autograd.enable_grad"],
@@ -60,7 +65,16 @@ PURE_LIBRARY_CALLS = frozenset(
         *["dataclasses.field", "enum.auto", "torch.device", "torch.cuda.is_available", "torch.Size"],
         # `partial(nn.LayerNorm, eps=1e-6)` only stores its arguments; calling it later is judged there.
         "functools.partial",
+        # Layers without parameters or buffers, as default arguments (`kernel_fn=nn.ReLU()`):
+        # constructing one allocates nothing and runs only torch's own `__init__`.
+        *[f"torch.nn.{name}" for name in ("Identity", "ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU", "Mish", "ELU")],
+        *[f"torch.nn.{name}" for name in ("SELU", "CELU", "Tanh", "Sigmoid", "Hardswish", "Hardsigmoid", "Hardtanh")],
+        *[f"torch.nn.{name}" for name in ("Softplus", "Softsign", "Softmax", "LogSoftmax", "Dropout", "Flatten")],
     }
+)
+# Exception classes among the builtins: naming one in an `except` clause runs no code.
+_BUILTIN_EXCEPTIONS = frozenset(
+    name for name, value in vars(builtins).items() if isinstance(value, type) and issubclass(value, BaseException)
 )
 # Dunder methods Python never calls on a value at import: construction (not pure anyway) and calls.
 _INERT_DUNDERS = frozenset({"__init__", "__post_init__", "__new__", "__call__"})
@@ -158,6 +172,12 @@ class TopLevel:
             return
         if isinstance(stmt, ast.If) and self._never_runs_on_import(stmt):
             return
+        if isinstance(stmt, ast.Try) and self._optional_import(stmt):
+            # Nothing of its own runs: each statement of its blocks is judged as a module's.
+            for block in (stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody):
+                for inner in block:
+                    self._statement(inner)
+            return
         self.out.add(
             "static.toplevel.statement",
             stmt,
@@ -184,6 +204,24 @@ class TopLevel:
         if checking and all(isinstance(s, ast.Import | ast.ImportFrom | ast.Pass) for s in stmt.body):
             return not stmt.orelse
         return False
+
+    def _optional_import(self, stmt: ast.Try) -> bool:
+        """`try: from x import y` / `except ImportError: y = None`: an import that may fail.
+
+        The `except` clauses may name builtin exceptions only (or none): evaluating such a
+        clause runs no code. The blocks are judged statement by statement by the caller.
+        """
+        if not any(isinstance(inner, ast.Import | ast.ImportFrom) for inner in stmt.body):
+            return False
+        for handler in stmt.handlers:
+            kind = handler.type
+            names = kind.elts if isinstance(kind, ast.Tuple) else [] if kind is None else [kind]
+            for name in names:
+                if not (
+                    isinstance(name, ast.Name) and name.id in _BUILTIN_EXCEPTIONS and self._surely_builtin(name.id)
+                ):
+                    return False
+        return True
 
     def _target(self, target: ast.expr) -> None:
         if isinstance(target, ast.Name):
@@ -422,7 +460,10 @@ def _class_bindings(node: ast.ClassDef) -> frozenset[str]:
         elif isinstance(item, ast.Assign | ast.AnnAssign | ast.AugAssign):
             targets = item.targets if isinstance(item, ast.Assign) else [item.target]
             for target in targets:
-                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+                if type(target) is ast.Name:  # the common case, without a walk
+                    names.add(target.id)
+                else:
+                    names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
     return frozenset(names)
 
 
@@ -444,6 +485,59 @@ def pure_dataclasses(walk: FileWalk) -> set[str]:
             continue
         found.add(f"{walk.module_name}.{stmt.name}")
     return found
+
+
+_NAMEDTUPLE_FACTORIES = frozenset({"collections.namedtuple", "typing.NamedTuple"})
+
+
+def pure_namedtuples(walk: FileWalk) -> set[str]:
+    """Module-level `Point = namedtuple("Point", ["x", "y"])` where nothing else at module level
+    binds `Point`: calling it runs only the `__new__` the factory generated (a tuple), so
+    `DEFAULT = Point(1, 2)` is as inert as a literal. (The factory's own arguments are judged
+    where they stand, as import-time values.)"""
+    candidates: list[str] = []
+    for stmt in walk.tree.body:
+        if type(stmt) is ast.Assign and len(stmt.targets) == 1 and type(stmt.targets[0]) is ast.Name:
+            value = stmt.value
+            if type(value) is ast.Call and isinstance(value.func, ast.Name | ast.Attribute):
+                ref = walk.resolve(value.func, None)
+                if ref is not None and ref.path in _NAMEDTUPLE_FACTORIES:
+                    candidates.append(stmt.targets[0].id)
+    if not candidates:
+        return set()  # the common case: no statement to count bindings in
+    counts: dict[str, int] = {}
+    pending = list(walk.tree.body)
+    while pending:
+        for name in _module_bindings(pending.pop(), pending):
+            counts[name] = counts.get(name, 0) + 1
+    return {f"{walk.module_name}.{name}" for name in candidates if counts.get(name) == 1}
+
+
+def _module_bindings(stmt: ast.stmt, pending: list[ast.stmt]) -> list[str]:
+    """Names a module-level statement binds; the blocks of a compound one go to `pending`."""
+    if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [stmt.name]
+    if isinstance(stmt, ast.Import | ast.ImportFrom):
+        return [(a.asname or a.name).split(".")[0] for a in stmt.names]
+    targets: list[ast.expr] = []
+    if isinstance(stmt, ast.Assign):
+        targets = stmt.targets
+    elif isinstance(stmt, ast.AnnAssign | ast.AugAssign | ast.For | ast.AsyncFor):
+        targets = [stmt.target]
+    elif isinstance(stmt, ast.With | ast.AsyncWith):
+        targets = [item.optional_vars for item in stmt.items if item.optional_vars is not None]
+    elif isinstance(stmt, ast.Delete):
+        targets = stmt.targets
+    for field in ("body", "orelse", "finalbody"):
+        pending.extend(getattr(stmt, field, None) or [])
+    for handler in getattr(stmt, "handlers", None) or []:
+        pending.extend(handler.body)
+    for case in getattr(stmt, "cases", None) or []:
+        pending.extend(case.body)
+    names: list[str] = []
+    for target in targets:
+        names.extend(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
 
 
 def _inert_body(cls: ast.ClassDef, walk: FileWalk) -> bool:

@@ -12,7 +12,14 @@ from __future__ import annotations
 import ast
 import re
 
-from prism.review.static.allowlist import COMPUTED_LOOKUP_MODULES, DECORATOR_ONLY, ENUM_CLASSES, WRAPPER_CALLS
+from prism.review.static.allowlist import (
+    ANNOTATION_ONLY,
+    COMPUTED_LOOKUP_MODULES,
+    DECORATOR_ONLY,
+    ENUM_CLASSES,
+    QUERY_ONLY,
+    WRAPPER_CALLS,
+)
 from prism.review.static.bindings import library_value, patches
 from prism.review.static.findings import FileFindings
 from prism.review.static.policy import (
@@ -25,7 +32,14 @@ from prism.review.static.policy import (
 )
 from prism.review.static.resolve import Denied, Ref, import_module
 from prism.review.static.scope import Interest, Scope, index
-from prism.review.static.state import FORMAT_METHODS, ProjectState, import_statements, plain_fields, safe_prefix
+from prism.review.static.state import (
+    FORMAT_METHODS,
+    ProjectState,
+    import_fallbacks,
+    import_statements,
+    plain_fields,
+    safe_prefix,
+)
 
 _BLOB = re.compile(r"[A-Za-z0-9+/=_\-]+")
 _NAME = ast.Name
@@ -46,7 +60,10 @@ _JUDGED_CALLS = (
     | FORMAT_METHODS
     | {name.split(".")[1] for name in ENUM_CLASSES}
     | {name.split(".")[1] for name in WRAPPER_CALLS}
+    | {name.rpartition(".")[2] for name in QUERY_ONLY}
 )
+# Names a rule judges wherever they are loaded.
+_JUDGED_NAMES = FORBIDDEN_NAMES | REFLECTIVE_CALLS | {"type"}
 _WRAPPER_HINT = "call `functools.wraps(fn)` directly, with its default fields (no `assigned=`/`updated=`)"
 # Names a module (not a class body) may bind although they are dunders.
 _MODULE_DUNDER_STORES = frozenset({"__all__", "__version__"})
@@ -88,6 +105,11 @@ class FileWalk:
         self._bare_types: list[ast.Name] = []
         # Enum classes of this file and enum names imported: their call with members is refused.
         self.enum_names: set[str] = set()
+        # Names an `except` clause of a module-level `try` sets to a constant (`fn = None`).
+        self._fallbacks: set[int] = set()
+        # What the inline path of `_on_attribute` leaves to the general one: names with a rule.
+        self._judged_attributes = state.judged_attributes
+        self._max_length = self.policy.max_identifier_length
 
     def release(self) -> None:
         """Drop the tree once the file is reviewed; what the project-wide checks need is kept."""
@@ -103,6 +125,7 @@ class FileWalk:
                 self._import_from(node)  # type: ignore[arg-type]
         mods = {name for name, ref in self.imports.items() if ref.is_module}
         self.state.module_imports[self.module_name] = mods
+        self._fallbacks = import_fallbacks(self.tree.body)
 
     def _import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -268,7 +291,7 @@ class FileWalk:
                 self.state.defined_private.add(name)
             if scope is None and (name in FORBIDDEN_NAMES or name in REFLECTIVE_CALLS):
                 self.out.add("static.name.shadowing", node, f"module-level name {name} shadows a forbidden builtin")
-            if name in self.imports and scope is None:
+            if name in self.imports and scope is None and id(node) not in self._fallbacks:
                 self.out.add("static.name.rebinds_import", node, f"{name} rebinds an imported name")
             return
         if _dunder(name) and name not in ALLOWED_DUNDER_NAMES:
@@ -297,6 +320,33 @@ class FileWalk:
         if id(node) in self._judged:
             return
         attr = node.attr
+        value = node.value
+        if (
+            type(value) is _NAME
+            and type(node.ctx) is _LOAD
+            and attr[:1] != "_"
+            and attr not in self._judged_attributes
+            and len(attr) <= self._max_length
+        ):
+            # The common case, inline: `nn.Linear`, `torch.cat`, `F.relu`: a public name that
+            # no rule concerns (not `type`, `format`, a refused or a long one), read from a name.
+            name = value.id
+            if name in self.imports:
+                self._bases.add(id(value))
+                base = self.resolve(value, scope)
+                if base is not None:
+                    self._plain_step(node, attr, base)
+            return
+        if (
+            (attr == "__name__" or attr == "__qualname__")
+            and type(node.ctx) is _LOAD
+            and type(value) is _ATTRIBUTE
+            and value.attr == "__class__"
+        ):
+            # `self.__class__.__name__` (in `__repr__`s and log lines) reads a string, as
+            # `type(self).__name__` does; `__class__` alone stays refused (`x.__class__(...)`
+            # would call a metaclass with the arguments `type(x)(...)` is checked for).
+            self._judged.add(id(value))
         if attr == "type" and type(node.ctx) is _LOAD and id(node) not in self._vetted:
             self.out.add(
                 "static.call.type_string",
@@ -355,9 +405,30 @@ class FileWalk:
                 "the harness relies on",
             )
 
+    def _plain_step(self, node: ast.Attribute, attr: str, base: Ref) -> None:
+        known = self._refs.get(id(node), _UNKNOWN)
+        if known is not _UNKNOWN:
+            ref: Ref | None = known  # type: ignore[assignment]
+        elif base.kind == "module":
+            result = self.state.step(base.path, attr)
+            if isinstance(result, Denied):
+                self.out.add(result.rule_id, node, result.explanation)
+                ref = None
+            else:
+                ref = result
+            self._refs[id(node)] = ref
+        else:
+            ref = self._refs[id(node)] = self._step(node, base)
+        if ref is not None and ref.kind in _MODULE_KINDS and id(node) not in self._bases:
+            self.out.add("static.module.value", node, f"module {ref.path} may only be used as an attribute base")
+        elif ref is not None and ref.path in WRAPPER_CALLS and id(node) not in self._vetted:
+            self.out.add("static.call.wrapper_fields", node, f"{ref.path} used as a value; {_WRAPPER_HINT}")
+
     # ---- calls ---------------------------------------------------------------------------
     def _on_call(self, node: ast.Call, scope: Scope | None) -> None:
         func = node.func
+        if not node.args and not node.keywords and self._refused_module_member(func, QUERY_ONLY):
+            return  # `torch.jit.is_scripting()`
         if isinstance(func, ast.Name) and func.id == "type":
             self._vetted.add(id(func))  # called directly; the arguments are judged below
         if isinstance(func, ast.Call) and isinstance(func.func, ast.Name):
@@ -586,6 +657,9 @@ class FileWalk:
     # ---- definitions ---------------------------------------------------------------------
     def _on_class(self, node: ast.ClassDef) -> None:
         self._long_identifier(node.name, node)
+        for item in node.body:
+            if type(item) is ast.AnnAssign:
+                self._annotation_only(item.annotation)
         if node.name.startswith("_"):
             self.state.defined_private.add(node.name)
         if _dunder(node.name):
@@ -653,6 +727,11 @@ class FileWalk:
             self.state.defined_private.add(node.name)
         for decorator in node.decorator_list:
             self._decorator_only(decorator)
+        for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs):
+            if type(arg.annotation) is ast.Subscript:
+                self._annotation_only(arg.annotation)
+        if type(node.returns) is ast.Subscript:
+            self._annotation_only(node.returns)
         # `def f(L=nn.Linear): L.forward = g`: a parameter whose default is a library value.
         if not args.defaults and not args.kw_defaults:
             return
@@ -693,18 +772,29 @@ class FileWalk:
 
     def _decorator_only(self, decorator: ast.expr) -> None:
         """`@torch.jit.ignore`: members of refused modules that are harmless as decorators only."""
-        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        self._refused_module_member(decorator.func if isinstance(decorator, ast.Call) else decorator, DECORATOR_ONLY)
+
+    def _annotation_only(self, annotation: ast.expr | None) -> None:
+        """`fused_attn: torch.jit.Final[bool]`: `typing.Final` under a refused module's name."""
+        if isinstance(annotation, ast.Subscript):
+            self._refused_module_member(annotation.value, ANNOTATION_ONLY)
+
+    def _refused_module_member(self, target: ast.expr, allowed: frozenset[str]) -> bool:
+        """`torch.jit.<name>` with `<name>` in `allowed`: judged here as a whole, not link by link
+        (the `jit` link alone is refused). True when it was."""
         if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Attribute)):
-            return
+            return False
         root = target.value.value
         if not isinstance(root, ast.Name) or root.id not in self.imports:
-            return
+            return False
         base = self.imports[root.id]
         dotted = f"{base.path}.{target.value.attr}.{target.attr}"
-        if base.kind == "module" and dotted in DECORATOR_ONLY:
-            self._judged.update((id(target), id(target.value)))
-            self._bases.add(id(root))
-            self._refs[id(target)] = Ref("member", dotted)
+        if base.kind != "module" or dotted not in allowed:
+            return False
+        self._judged.update((id(target), id(target.value)))
+        self._bases.add(id(root))
+        self._refs[id(target)] = Ref("member", dotted)
+        return True
 
     def _on_match_class(self, node: ast.MatchClass) -> None:
         for attr in node.kwd_attrs:
@@ -762,10 +852,10 @@ class FileWalk:
         state = self.state
         self._collect_enums()
         interest = Interest(
-            names=FORBIDDEN_NAMES | REFLECTIVE_CALLS | {"type"},
+            names=_JUDGED_NAMES,
             imports=self.imports.keys(),
             attributes=self.state.judged_attributes,
-            calls=_JUDGED_CALLS | self.enum_names,
+            calls=_JUDGED_CALLS | self.enum_names if self.enum_names else _JUDGED_CALLS,
             max_length=self.policy.max_identifier_length,
             max_elements=self.policy.max_literal_elements,
         )
@@ -801,6 +891,9 @@ class FileWalk:
                 self._mark_docstring(node.body)  # type: ignore[attr-defined]
             elif kind is ast.Module:
                 self._mark_docstring(node.body)  # type: ignore[attr-defined]
+                for item in node.body:  # type: ignore[attr-defined]
+                    if type(item) is ast.AnnAssign:
+                        self._annotation_only(item.annotation)
             elif kind is ast.MatchClass:
                 self._on_match_class(node)  # type: ignore[arg-type]
             elif kind is ast.ExceptHandler or kind is ast.MatchAs or kind is ast.MatchStar or kind is ast.MatchMapping:

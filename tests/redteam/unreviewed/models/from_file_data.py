@@ -8,7 +8,7 @@ class Reader(Tiny):
         try:
             torch.from_file("/data", size=4096, dtype=torch.uint8)
         except RuntimeError as exc:
-            if "No such file" not in str(exc):  # /data is mounted in train and heldout only
+            if "No such file" not in str(exc):  # /data is mounted in a staged train phase only
                 raise
         return super().forward(x)
 
