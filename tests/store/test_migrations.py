@@ -28,9 +28,9 @@ def test_sqlite_pragmas(sqlite_engine: Engine) -> None:
 
 
 def test_band_postings_migrate_both_ways(db_url: str) -> None:
-    """0004_i19d copies every band row into the keyed postings (with its submission's arrival) and back."""
+    """0005_i19d copies every band row into the keyed postings (with its submission's arrival) and back."""
     engine = make_engine(db_url)
-    upgrade(engine, "0003_i17")
+    upgrade(engine, "0004_i16")
     created = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
     with engine.begin() as connection:
         connection.execute(insert(table("miners", column("hotkey"), column("first_seen_at"))), [
@@ -65,7 +65,7 @@ def test_band_postings_migrate_both_ways(db_url: str) -> None:
     config = alembic_config(db_url)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0003_i17")
+        command.downgrade(config, "0004_i16")
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT band_key, submission_id FROM similarity_bands ORDER BY id")).all()
         assert [tuple(r) for r in rows] == [(7, "s1"), (-(2**63), "s2"), (7, "s2")]

@@ -5,7 +5,7 @@
 `created_us` is the submission's `created_at` in microseconds: a key's prior postings are one
 primary-key range, read oldest first with no join. Rows are copied, not recomputed.
 
-Revision ID: 0004_i19d
+Revision ID: 0005_i19d
 Revises: 0003_i17
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 
 import prism.store.base
 
-revision = "0004_i19d"
-down_revision = "0003_i17"
+revision = "0005_i19d"
+down_revision = "0004_i16"
 branch_labels = None
 depends_on = None
 
