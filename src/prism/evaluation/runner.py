@@ -267,7 +267,10 @@ def _run(
             command=HARNESS_COMMAND,
             mounts=tuple(mounts),
             artifacts_dir=artifacts_dir,
-            env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"},
+            # One OpenMP thread for the recorder: with more, `import torch` starts a thread pool, and a
+            # threaded recorder cannot fork the model's processes (`prefork`), which then pay their
+            # own interpreter and torch. Each model process sets the job's threads itself.
+            env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
             stdin=stdin,
             # The recorder's live points, verified under this phase's key (advisory, `progress.py`).
             stdout_tap=None if on_progress is None else ProgressTap(key, spec.phase, on_progress),
