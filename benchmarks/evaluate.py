@@ -1,11 +1,13 @@
 """CPU of one whole evaluation through the real pipeline against a bare script, in the same run.
 
 The pipeline side is `evaluate_project` on `examples/tiny_transformer`, exactly as `prism evaluate`
-runs it: static review, then inspect, train and heldout, each in its own bubblewrap sandbox with
-the recorder, the jailed model process and the replica, then manifest validation. The bare side
-is one Python process that imports torch once, builds the same model under the same seed, trains
-it on the same train split in the same order for the same steps (cross-entropy, backward, clip,
-AdamW step, as the harness's default step) and scores the held-out split in the held-out order.
+runs it: static review, then inspect, train and heldout in one bubblewrap sandbox start
+(`evaluation/joint.py`: the recorder, a fresh jailed model process per phase and the replicas,
+all forked from the recorder), then manifest validation. The bare side is one Python process
+that imports torch once, builds the same model under the same seed, trains it on the same train
+split in the same order for the same steps (cross-entropy, backward, clip, AdamW step, as the
+harness's default step) and scores the held-out split in the held-out order. Both sides run with
+the same OpenMP settings (threads, passive waiting).
 
 CPU is user + system seconds of everything each side ran, this process included, from a cgroup
 of its own (`CpuMeter`); the host's share (review, staging, validation) is this process's own
@@ -37,6 +39,7 @@ from prism.config import Settings  # noqa: E402
 from prism.evaluation.data import LockedDataset, ensure_fixture_dataset  # noqa: E402
 from prism.evaluation.evaluate import evaluate_project  # noqa: E402
 from prism.evaluation.phase import RESULT_PREFIX, split_report_line  # noqa: E402
+from prism.evaluation.runner import RECORDER_ENV  # noqa: E402
 from prism.intake.directory import read_directory  # noqa: E402
 from prism.intake.limits import IntakeLimits  # noqa: E402
 from prism.runtime_config import DEFAULT_RUNTIME_CONFIG, RuntimeConfig  # noqa: E402
@@ -119,6 +122,7 @@ class Metered:
     inside: dict[str, dict[str, float]] = field(default_factory=dict)
     name: str = "bubblewrap"
     accepts_stdin: bool = True
+    live_stdout: bool = True
 
     def run(self, spec: RunSpec) -> RunResult:
         phase = spec.labels.get("prism.phase", "?")
@@ -128,8 +132,8 @@ class Metered:
         self.wall[phase] = time.monotonic() - start
         for line in result.stdout.splitlines():
             if line.startswith(RESULT_PREFIX):  # figures only; the runner verifies the MAC
-                figures = json.loads(split_report_line(line)[0]).get("figures", {})
-                self.inside[phase] = dict(figures.get("cpu_seconds", {}))
+                report = json.loads(split_report_line(line)[0])
+                self.inside[str(report.get("phase"))] = dict(report.get("figures", {}).get("cpu_seconds", {}))
         return result
 
 
@@ -177,6 +181,7 @@ def bare(
     }
     threads = str(args["threads"])
     env = {"PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    env["OMP_WAIT_POLICY"] = RECORDER_ENV["OMP_WAIT_POLICY"]  # the same OpenMP waiting as the model's process
     env["PYTHONWARNINGS"] = "ignore"
     before = METER.seconds()
     out = subprocess.run(
@@ -243,15 +248,16 @@ def report(args: argparse.Namespace, bares: list[dict[str, Any]], pipes: list[di
     print(f"  held-out                     : {_median([mark(b, 'heldout', 'train') for b in bares]):8.2f}")
     print(f"pipeline                       : {pipe_total:8.2f}")
     print(f"  host (review, staging, checks): {_median([p['host'] for p in pipes]):7.2f}")
-    for phase in ("inspect", "train", "heldout"):
-        cpu = _median([p["phases"].get(phase, 0.0) for p in pipes])
-        wall = _median([p["wall"].get(phase, 0.0) for p in pipes])
-        print(f"  {phase:<8} sandbox            : {cpu:8.2f}   ({wall:.1f} s wall)")
+    for start in sorted({label for p in pipes for label in p["phases"]}):
+        cpu = _median([p["phases"].get(start, 0.0) for p in pipes])
+        wall = _median([p["wall"].get(start, 0.0) for p in pipes])
+        print(f"  sandbox start {start:<15}: {cpu:8.2f}   ({wall:.1f} s wall)")
+    for phase in ("inspect", "train", "heldout"):  # the recorder's figure is its process's total so far
         inside = [p["inside"].get(phase, {}) for p in pipes]
         parts = sorted({key for row in inside for key in row})
         if parts:
             text = ", ".join(f"{key} {_median([float(row.get(key, 0.0)) for row in inside]):.2f}" for key in parts)
-            print(f"           inside: {text}")
+            print(f"    {phase:<8} inside: {text}")
     print(f"bits per byte (bare / pipeline): {_median([b['bpb'] for b in bares]):.4f} / "
           f"{_median([p['bpb'] for p in pipes]):.4f}; held-out {_median([b['heldout_bpb'] for b in bares]):.4f} / "
           f"{_median([p['heldout_bpb'] for p in pipes]):.4f}")  # fmt: skip

@@ -32,7 +32,7 @@ from prism.evaluation.jobs import make_job
 from prism.evaluation.phase import HELDOUT_WINDOW_FILE, JOB_FILE, ShardRef
 from prism.evaluation.platform_data import lock_platform_dataset, platform_source
 from prism.evaluation.probes import InfraFailure
-from prism.evaluation.runner import _heldout_window, heldout_window_bytes
+from prism.evaluation.runner import heldout_window, heldout_window_bytes
 from prism.intake.project import Project
 from prism.runtime_config import EvaluationBudget, RuntimeConfig
 from prism.sandbox.archives import unpack_archive
@@ -159,7 +159,7 @@ def test_the_held_out_window_scores_the_batches_the_whole_split_would(staged: Pa
             dataset=dataset,
             work_dir=tmp_path,
         )
-        path, ref = _heldout_window(job)
+        path, ref = heldout_window(job)
         window = phases.load_split(tmp_path, (ref,))
         assert ref.path == HELDOUT_WINDOW_FILE == path.name
         assert window.numel() == min(heldout_window_bytes(job), whole.numel())

@@ -22,6 +22,7 @@ from prism.evaluation.data import MANIFEST_NAME, LockedDataset, ensure_fixture_d
 from prism.evaluation.errors import DatasetError, EvaluationRejected, MinerCodeFailed
 from prism.evaluation.heldout_host import run_heldout_placed
 from prism.evaluation.jobs import Mode, make_job
+from prism.evaluation.joint import run_joint, runs_jointly
 from prism.evaluation.manifest import ValidationReport, build_manifest, validate_manifest
 from prism.evaluation.platform_data import FINEWEB_EDU_PIN, is_platform_layout, platform_dataset
 from prism.evaluation.progress import ProgressPoint
@@ -192,11 +193,15 @@ def _evaluate(
             work_dir=root,
         )
         try:
-            inspect = run_inspect(job, project, sandbox)
-            train = run_train(job, project, sandbox, inspect, on_progress=on_progress)
-            heldout = run_heldout_placed(
-                job, project, sandbox, train, heldout_sandbox=heldout_sandbox, settings=settings
-            )
+            if heldout_sandbox is None and runs_jointly(sandbox):  # one sandbox start for all three
+                joint = run_joint(job, project, sandbox, on_progress=on_progress)
+                inspect, train, heldout = joint.inspect, joint.trained(), joint.scored()
+            else:
+                inspect = run_inspect(job, project, sandbox)
+                train = run_train(job, project, sandbox, inspect, on_progress=on_progress)
+                heldout = run_heldout_placed(
+                    job, project, sandbox, train, heldout_sandbox=heldout_sandbox, settings=settings
+                )
         except EvaluationRejected as exc:
             return EvaluationOutcome(decision="rejected", reason_code=exc.reason_code, evidence=exc.evidence)
         except MinerCodeFailed as exc:

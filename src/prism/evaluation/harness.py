@@ -1,4 +1,4 @@
-"""The trusted recorder: `python -m prism.evaluation.harness`, one phase per sandbox run.
+"""The trusted recorder: `python -m prism.evaluation.harness`, one or more phases per sandbox run.
 
 This process owns the data, its order, the loss and the record. It makes itself non-dumpable
 (`prctl(PR_SET_DUMPABLE, 0)`) before it starts the model's process, so the model's process, though
@@ -7,12 +7,15 @@ its environment or descriptors, or ptrace it. It never imports the submission. T
 process gets inputs and returns logits over pipes as raw tensor frames (`wire`), and only after
 the loss of a batch is fixed by logits already received does it get that batch's targets.
 
-The phase result is one line on this process's stdout (`phase.RESULT_PREFIX`), signed with the
-per-phase key the host wrote to our stdin (read and closed before any model process runs a line
-of the submission; the model processes, forked first with torch imported (`prefork`), drop their
-stdin before we read it). The model's process runs inside its jail (`walls.py`, `jail.py`) and
-writes to our stderr, never to our stdout. Artifacts go to /artifacts with their sha256 in that
-line, so the host can tell ours from anything else found there.
+Each phase's result is one line on this process's stdout (`phase.RESULT_PREFIX`), signed with the
+per-run key the host wrote to our stdin (read before any model process runs a line of the
+submission; the model processes, forked first with torch imported (`prefork`), drop their stdin
+before we read it, and never hold the stream the host's answer at a gate comes on). Where the
+host asks for it (`PhaseSpec.then`), the phases of a whole evaluation run one after another in
+this one process, each with fresh model processes: one sandbox start and one import of torch.
+The model's process runs inside its jail (`walls.py`, `jail.py`) and writes to our stderr, never
+to our stdout. Artifacts go to /artifacts with their sha256 in the report line, so the host can
+tell ours from anything else found there.
 """
 
 from __future__ import annotations
@@ -29,19 +32,36 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from prism.evaluation import prefork, probes, replay, walls
 from prism.evaluation.fairtime import FairClock
-from prism.evaluation.phase import KEY_BYTES, REPORT_KEY_FILE, PhaseReport, PhaseSpec, report_line
+from prism.evaluation.phase import (
+    GO_LINE,
+    KEY_BYTES,
+    REPORT_KEY_FILE,
+    WEIGHTS_FILE,
+    PhaseReport,
+    PhaseSpec,
+    next_spec_file,
+    report_line,
+)
 from prism.evaluation.probes import InfraFailure, MinerFailure, Rejected
 from prism.evaluation.progress import ProgressEmitter
 from prism.evaluation.wire import Channel, Frame, WireError, WireTimeout
 
 PR_SET_DUMPABLE = 4
-_CHILD_ENV_KEYS = ("PATH", "PYTHONPATH", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LANG")
+_CHILD_ENV_KEYS = (
+    "PATH",
+    "PYTHONPATH",
+    "LD_LIBRARY_PATH",
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_VISIBLE_DEVICES",
+    "LANG",
+    "OMP_WAIT_POLICY",
+)
 
 
 def make_undumpable() -> None:
@@ -251,8 +271,11 @@ def run_phase(
     submission: Path,
     artifacts: Path,
     job_dir: Path,
+    weights: Path | None = None,
     progress: ProgressEmitter | None = None,
 ) -> PhaseReport:
+    """One phase, its model's processes started and ended here. `weights`: the held-out phase's
+    trained weights (default `/job/weights.safetensors`; this recorder's own after its train phase)."""
     from prism.evaluation import phases
 
     data = phases.data_dir_for(spec, data=data, job_dir=job_dir)  # and so among the forbidden paths below
@@ -272,7 +295,8 @@ def run_phase(
             elif spec.phase == "train" and replica is not None:
                 figures = phases.train(spec, model, identity, data, artifacts, started, replica, progress=progress)
             elif replica is not None:
-                figures = phases.heldout(spec, model, identity, data, job_dir, artifacts, deadline, replica)
+                weights = weights or job_dir / WEIGHTS_FILE
+                figures = phases.heldout(spec, model, identity, data, weights, artifacts, deadline, replica)
         except WireError as exc:
             # Our write failed because the model's process went away: its last words say why.
             model.reply(5.0)
@@ -332,25 +356,33 @@ def read_key(fd: int = 0) -> bytes:
         return b""
 
 
-def main(argv: list[str] | None = None) -> int:
-    # Before anything secret is read: the model processes of this phase, forked with torch imported.
-    prefork.fork_pool()
-    key = read_key()
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="prism.evaluation.harness")
     parser.add_argument("--job", type=Path, default=Path("/job/job.json"))
     parser.add_argument("--data", type=Path, default=Path("/data"))
     parser.add_argument("--submission", type=Path, default=Path("/submission"))
     parser.add_argument("--artifacts", type=Path, default=Path("/artifacts"))
-    args = parser.parse_args(argv)
-    key_file = args.job.parent / REPORT_KEY_FILE
-    if not key and key_file.is_file():  # the broker's way: no stdin, /job is beyond the model's walls
-        with contextlib.suppress(ValueError, OSError):
-            key = bytes.fromhex(key_file.read_text(encoding="ascii").strip())
-    make_undumpable()
-    import torch
+    # Model processes to fork up front: two a phase (the model and its replica), one for inspect.
+    parser.add_argument("--pool", type=int, default=prefork.POOL_SIZE)
+    return parser.parse_args(argv)
 
-    torch.set_num_threads(1)  # the model's process gets the cores; the recorder's work is small
-    spec = PhaseSpec.from_json(json.loads(args.job.read_text(encoding="utf-8")))
+
+def await_go(fd: int | None) -> bool:
+    """The host's answer at a gate: one line on our stdin, `GO_LINE` to go on. EOF stops."""
+    if fd is None:
+        return False
+    line = b""
+    with contextlib.suppress(OSError):
+        while not line.endswith(b"\n") and len(line) < 64:
+            chunk = os.read(fd, 1)
+            if not chunk:
+                break
+            line += chunk
+    return line == GO_LINE
+
+
+def _reported(spec: PhaseSpec, key: bytes, args: argparse.Namespace, weights: Path | None) -> PhaseReport:
+    """Run one phase and write its MAC'd report line; our own faults are reported as ours."""
     try:
         report = run_phase(
             spec,
@@ -358,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             submission=args.submission,
             artifacts=args.artifacts,
             job_dir=args.job.parent,
+            weights=weights,
             # Live points on the report stream, MAC'd apart from the report (`progress.py`).
             progress=ProgressEmitter(key, spec.phase, sys.stdout),
         )
@@ -366,11 +399,48 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug of ours, told to the host as ours (authenticated), so it is retried
         detail = f"recorder error: {type(exc).__name__}: {exc}"[:2000]
         report = PhaseReport(phase=spec.phase, status="failed", reason_code="infrastructure", detail=detail)
-    finally:
-        prefork.discard()
     body = json.dumps(report.to_json(), sort_keys=True, allow_nan=False)
     sys.stdout.write(report_line(key, spec.phase, body) + "\n")
     sys.stdout.flush()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    # Before anything secret is read: the model processes of every phase, forked with torch imported.
+    prefork.fork_pool(args.pool)
+    # The host's answer at a gate comes on the same stream after the key: kept on a descriptor of
+    # our own (not inherited), while fd 0 becomes /dev/null.
+    gate: int | None = None
+    with contextlib.suppress(OSError):
+        gate = os.dup(0)
+    key = read_key()
+    key_file = args.job.parent / REPORT_KEY_FILE
+    if not key and key_file.is_file():  # the broker's way: no stdin, /job is beyond the model's walls
+        with contextlib.suppress(ValueError, OSError):
+            key = bytes.fromhex(key_file.read_text(encoding="ascii").strip())
+    make_undumpable()
+    import torch
+
+    torch.set_num_threads(1)  # the model's process gets the cores; the recorder's work is small
+    first = PhaseSpec.from_json(json.loads(args.job.read_text(encoding="utf-8")))
+    try:
+        report = _reported(first, key, args, None)
+        for index, phase in enumerate(first.then):
+            if report.status != "ok" or (index == 0 and first.gated and not await_go(gate)):
+                break
+            spec = PhaseSpec.from_json(json.loads((args.job.parent / next_spec_file(phase)).read_text("utf-8")))
+            weights = None
+            if spec.phase == "heldout" and not spec.weights_sha256 and report.phase == "train":
+                # The weights this recorder just trained and wrote itself, checked again on reading.
+                spec = replace(spec, weights_sha256=str(report.figures.get("weights_sha256", "")))
+                weights = args.artifacts / WEIGHTS_FILE
+            report = _reported(spec, key, args, weights)
+    finally:
+        prefork.discard()
+        if gate is not None:
+            with contextlib.suppress(OSError):
+                os.close(gate)
     return 0
 
 

@@ -3,9 +3,10 @@
 `PhaseSpec` is written by the host to `/job/job.json` (read-only inside the sandbox, and out of the
 model's reach behind its jail). The harness reports on its own stdout, one line prefixed with
 `RESULT_PREFIX` and ending in an HMAC-SHA256 under a per-phase key that only the host and the
-recorder know: the host writes it to the sandbox's stdin, the recorder reads it and closes that
-stream before the model's process exists. A line without a valid MAC is a forgery, whoever wrote
-it. Kept free of pydantic and torch: the harness imports it inside the sandbox.
+recorder know: the host writes it to the sandbox's stdin, the recorder reads it before the
+model's process exists, and no model process ever holds that stream. A line without a valid MAC is
+a forgery, whoever wrote it. One sandbox start may run several phases (`PhaseSpec.then`): one
+line each, each under its own phase's MAC. Kept free of pydantic and torch: the harness imports it inside the sandbox.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ LOSS_CURVE_FILE = "loss_curve.json"
 HELDOUT_CURVE_FILE = "heldout_curve.json"
 KEY_BYTES = 32
 REPORT_KEY_FILE = "report.key"  # only where the backend has no stdin (the Platform broker)
+GO_LINE = b"go\n"  # the host's answer at a gate (`PhaseSpec.gated`): go on; anything else stops
 HELDOUT_WINDOW_FILE = "heldout-window.bin"  # the held-out bytes scored, in /job: never the split
 # Where the recorder finds a phase's data (`PhaseSpec.data_source`):
 DATA_STAGED = "staged"  # PRISM's shards, staged by the host and mounted at /data
@@ -108,6 +110,12 @@ class PhaseSpec:
     data_source: str = DATA_STAGED
     mount_dir: str = ""
     source_shards: tuple[ShardRef, ...] = ()
+    # Phases the same recorder runs after this one, in order, each from `/job/<phase>.json`
+    # (`next_spec_file`): one sandbox start, one import of torch, for the whole evaluation. A
+    # phase that does not end `ok` ends the run. `gated`: before the first of them, the recorder
+    # waits for the host's `GO_LINE` on stdin (the host's graph-duplicate decision); anything else stops it.
+    then: tuple[Phase, ...] = ()
+    gated: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -120,7 +128,13 @@ class PhaseSpec:
         values = dict(data)
         values["shards"] = tuple(ShardRef(**s) for s in values.get("shards", ()))
         values["source_shards"] = tuple(ShardRef(**s) for s in values.get("source_shards", ()))
+        values["then"] = tuple(values.get("then", ()))
         return cls(**values)
+
+
+def next_spec_file(phase: str) -> str:
+    """Where a phase run after another in the same sandbox start finds its spec, in /job."""
+    return f"{phase}.json"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -183,7 +183,7 @@ def inspect(
         probes.check_replay(
             logits, probed, keep, atol_nats=spec.causality_atol, where="inspect, random bytes", kind=replay.CAUSAL
         )
-    return {
+    figures: dict[str, Any] = {
         "parameter_count": parameter_count,
         "buffer_count": identity["buffer_count"],
         "architecture_graph_hash": graph_hash,
@@ -191,6 +191,9 @@ def inspect(
         "dataflow_source": str(graph.get("dataflow_source", "")),
         "flops_per_token": flops_per_token,
     }
+    if spec.gated:  # the host decides on the graph while this run waits; /artifacts comes back only at the end
+        figures["architecture_graph_json"] = graph_bytes.decode("utf-8")
+    return figures
 
 
 def train(
@@ -308,12 +311,12 @@ def heldout(
     model: ModelProcess,
     identity: dict[str, Any],
     data_dir: Path,
-    job_dir: Path,
+    weights: Path,
     artifacts: Path,
     deadline: float,
     replica_process: ModelProcess,
 ) -> dict[str, Any]:
-    raw = (job_dir / WEIGHTS_FILE).read_bytes()
+    raw = weights.read_bytes()
     if hashlib.sha256(raw).hexdigest() != spec.weights_sha256:
         raise _infra("the trained weights do not match the sha256 the host recorded")
     try:

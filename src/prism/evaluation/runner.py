@@ -2,7 +2,7 @@
 
 For each phase the runner writes the project to a fresh world-readable temp directory (the only
 time submitted files touch the host's disk; they are never imported here), the phase's job spec
-to `/job`, and the phase's data (`_train_data`, `_heldout_window`): for `train`, the train split
+to `/job`, and the phase's data (`train_data`, `heldout_window`): for `train`, the train split
 staged at `/data`, or nothing where the sandbox backend says the platform mounts Platform's train
 split itself (then the spec lists its shards and the recorder reads them there); for `heldout`,
 only the held-out window of the validation split, in `/job`; none for `inspect`. The harness's
@@ -22,7 +22,8 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,11 @@ from prism.evaluation.phase import (
     Phase,
     PhaseSpec,
     ShardRef,
+    next_spec_file,
     verify_report_line,
 )
 from prism.evaluation.platform_data import platform_source
+from prism.evaluation.prefork import POOL_SIZE
 from prism.evaluation.progress import ProgressPoint, ProgressTap
 from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
 from prism.evidence import Evidence, evidence_from_json
@@ -60,6 +63,18 @@ HARNESS_COMMAND = ("python3", "-m", "prism.evaluation.harness")
 # fetching weights. The harness stops gracefully first; the sandbox kills only a stuck run.
 SANDBOX_SLACK_SECONDS = 300.0
 MAX_PLANTED_MANIFEST_BYTES = 1024 * 1024
+# The recorder's environment. One OpenMP thread: with more, `import torch` starts a thread pool,
+# and a threaded recorder cannot fork the model's processes (`prefork`), which then pay their own
+# interpreter and torch; each model process sets the job's threads itself. Passive waiting: the
+# model's process and its replica share the job's cores, and OpenMP threads that spin while they
+# wait take CPU from the other one (read at `import torch`, so the forked children inherit it).
+RECORDER_ENV = {
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONHASHSEED": "0",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OMP_WAIT_POLICY": "PASSIVE",
+}
 # How much longer than its budget a phase may take in wall clock on a busy host before the
 # recorder calls it `host_starved` (budgets are charged in the model's own time, see fairtime.py).
 STARVATION_FACTOR = 4.0
@@ -143,18 +158,23 @@ def _read_on_disk(directory: Path, name: str) -> bytes | None:
         return handle.read()
 
 
-def accepted_report(result: RunResult, phase: Phase, key: bytes) -> dict[str, Any]:
+def accepted_report(
+    result: RunResult, phase: Phase, key: bytes, *, lines: list[str] | None = None, last: bool = True
+) -> dict[str, Any]:
     """The recorder's report, accepted only as exactly one MAC-valid line from a sandbox that exited 0.
 
     Anything else is what a submission that reached the report stream, or stopped, killed or
     starved its recorder, would produce, so it is the miner's failure with the figures, never an
     infrastructure retry: our own faults arrive as an authenticated `infrastructure` report.
+    `lines`: this phase's report lines as the live tap saw them (a run of several phases); the
+    sandbox's end speaks for the `last` phase only, since the recorder went on after the others.
     """
-    lines = [line for line in result.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if lines is None:
+        lines = [line for line in result.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     where = f"the {phase} run (exit {result.exit_code}, {result.duration_seconds:.1f}s)"
-    if result.timed_out:
+    if last and result.timed_out:
         raise MinerCodeFailed("timeout", f"{where} exceeded the sandbox's outer wall-clock limit")
-    if result.oom_killed:
+    if last and result.oom_killed:
         raise MinerCodeFailed("out_of_memory", f"{where} exceeded its memory limit")
     if not lines:
         raise MinerCodeFailed("no_report", f"{where} ended without a report: the recorder was stopped or killed")
@@ -163,8 +183,13 @@ def accepted_report(result: RunResult, phase: Phase, key: bytes) -> dict[str, An
     body = verify_report_line(key, phase, lines[0])
     if body is None:
         raise MinerCodeFailed("report_forged", f"{where}: the result line's MAC is not the recorder's")
-    if result.exit_code != 0:
+    if last and result.exit_code != 0:
         raise MinerCodeFailed("recorder_killed", f"{where}: the sandbox did not exit 0 after the report")
+    return report_figures(body, phase)
+
+
+def report_figures(body: str, phase: Phase) -> dict[str, Any]:
+    """The figures of a verified report body; a rule broken or a failure becomes its exception."""
     try:
         report = json.loads(body)
     except json.JSONDecodeError as exc:
@@ -200,10 +225,16 @@ def _deliver_key(sandbox: Sandbox, job_dir: Path, key: bytes) -> bytes:
     return b""
 
 
-def _collect(
-    job: EvaluationJob, phase: Phase, result: RunResult, artifacts_dir: Path, expected: Mapping[str, str]
+def collect_artifacts(
+    job: EvaluationJob,
+    phase: Phase,
+    result: RunResult,
+    artifacts_dir: Path,
+    expected: Mapping[str, str],
+    ours: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Verify the artifacts the harness named; note everything else found in /artifacts."""
+    """Verify the artifacts the harness named; note everything else found in /artifacts (but
+    `ours`: what the other phases of the same run named)."""
     verified = _world_readable_dir(job.work_dir / phase / "verified")
     for name, digest in expected.items():
         data = result.artifacts.get(name)
@@ -223,11 +254,92 @@ def _collect(
             )
         (verified / name).write_bytes(data)
     names = set(result.artifacts) | set(result.artifacts_left_on_disk) | set(result.artifacts_skipped)
-    foreign = tuple(sorted(names - set(expected)))
+    foreign = tuple(sorted(names - set(expected) - ours))
     planted = None
     if MANIFEST_FILE in result.artifacts and len(result.artifacts[MANIFEST_FILE]) <= MAX_PLANTED_MANIFEST_BYTES:
         planted = result.artifacts[MANIFEST_FILE].decode("utf-8", errors="replace")
     return {"foreign_artifacts": foreign, "planted_manifest": planted}
+
+
+def stage_job_dir(
+    job: EvaluationJob, name: str, sandbox: Sandbox, specs: Sequence[PhaseSpec], extra_job_files: Mapping[str, Path]
+) -> tuple[Path, Path, bytes, bytes]:
+    """A fresh `work_dir/<name>` with the run's /job (first spec as `job.json`, the others under
+    their phase's name) and an empty /artifacts; returns both, the key and the stdin to send."""
+    run_dir = job.work_dir / name
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # a resumed job reruns the phase from scratch
+    _world_readable_dir(run_dir)
+    job_dir = _world_readable_dir(run_dir / "job")
+    artifacts_dir = run_dir / "artifacts"
+    artifacts_dir.mkdir()
+    artifacts_dir.chmod(0o777)  # the sandbox uid writes here; the backend may tighten ownership
+    for index, spec in enumerate(specs):
+        target = JOB_FILE if index == 0 else next_spec_file(spec.phase)
+        (job_dir / target).write_text(json.dumps(spec.to_json(), sort_keys=True), encoding="utf-8")
+    for file_name, source in extra_job_files.items():
+        shutil.copyfile(source, job_dir / file_name)
+    key = secrets.token_bytes(KEY_BYTES)
+    stdin = _deliver_key(sandbox, job_dir, key)
+    for entry in job_dir.iterdir():
+        entry.chmod(0o444)
+    return job_dir, artifacts_dir, key, stdin
+
+
+def harness_run_spec(
+    job: EvaluationJob,
+    label: str,
+    *,
+    mounts: Sequence[Mount],
+    artifacts_dir: Path,
+    stdin: bytes,
+    timeout_seconds: float,
+    pool: int = POOL_SIZE,
+    stdout_tap: Callable[[bytes], None] | None = None,
+    stdin_reply: Callable[[], bytes] | None = None,
+) -> RunSpec:
+    return RunSpec(
+        command=(*HARNESS_COMMAND, "--pool", str(pool)),
+        mounts=tuple(mounts),
+        artifacts_dir=artifacts_dir,
+        env=RECORDER_ENV,
+        stdin=stdin,
+        stdout_tap=stdout_tap,
+        stdin_reply=stdin_reply,
+        limits=Limits(
+            cpus=job.cpus,
+            memory_bytes=job.memory_bytes,
+            memory_swap_bytes=job.memory_swap_bytes,
+            pids=job.pids,
+            tmpfs_bytes=job.tmpfs_bytes,
+            gpu_count=job.gpu_count,
+            gpu_type=job.gpu_type,
+            timeout_seconds=timeout_seconds,
+            artifacts_bytes=max(512 * 1024**2, 8 * job.parameter_cap + 64 * 1024**2),
+        ),
+        labels={"prism.submission": job.submission_id[:200], "prism.phase": label, "prism.attempt": str(job.attempt)},
+    )
+
+
+def sandbox_run(
+    job: EvaluationJob, project: Project, sandbox: Sandbox, data_dir: Path | None, spec_for: Callable[[Path], RunSpec]
+) -> RunResult:
+    """Write the project to a fresh world-readable directory (removed after), mount it with the
+    data, and run `spec_for(project_dir)` in the sandbox."""
+    project_dir = Path(tempfile.mkdtemp(prefix="prism-project-"))
+    try:
+        project_dir.chmod(0o755)
+        write_project(project, project_dir)
+        return sandbox.run(spec_for(project_dir))
+    finally:
+        shutil.rmtree(project_dir, ignore_errors=True)
+
+
+def mounts_for(project_dir: Path, job_dir: Path, data_dir: Path | None) -> list[Mount]:
+    mounts = [Mount(project_dir, SUBMISSION_MOUNT), Mount(job_dir, JOB_MOUNT)]
+    if data_dir is not None:
+        mounts.append(Mount(data_dir, DATA_MOUNT))
+    return mounts
 
 
 def _run(
@@ -240,60 +352,24 @@ def _run(
     extra_job_files: Mapping[str, Path] = {},
     on_progress: Callable[[ProgressPoint], None] | None = None,
 ) -> tuple[dict[str, Any], RunResult, Path]:
-    phase_dir = job.work_dir / spec.phase
-    if phase_dir.exists():
-        shutil.rmtree(phase_dir)  # a resumed job reruns the phase from scratch
-    _world_readable_dir(phase_dir)
-    job_dir = _world_readable_dir(phase_dir / "job")
-    artifacts_dir = phase_dir / "artifacts"
-    artifacts_dir.mkdir()
-    artifacts_dir.chmod(0o777)  # the sandbox uid writes here; the backend may tighten ownership
-    spec = PhaseSpec.from_json({**spec.to_json(), "entrypoint": project.entrypoint})
-    (job_dir / JOB_FILE).write_text(json.dumps(spec.to_json(), sort_keys=True), encoding="utf-8")
-    for name, source in extra_job_files.items():
-        shutil.copyfile(source, job_dir / name)
-    key = secrets.token_bytes(KEY_BYTES)
-    stdin = _deliver_key(sandbox, job_dir, key)
-    for entry in job_dir.iterdir():
-        entry.chmod(0o444)
-    project_dir = Path(tempfile.mkdtemp(prefix="prism-project-"))
-    try:
-        project_dir.chmod(0o755)
-        write_project(project, project_dir)
-        mounts = [Mount(project_dir, SUBMISSION_MOUNT), Mount(job_dir, JOB_MOUNT)]
-        if data_dir is not None:
-            mounts.append(Mount(data_dir, DATA_MOUNT))
-        run_spec = RunSpec(
-            command=HARNESS_COMMAND,
-            mounts=tuple(mounts),
+    spec = replace(spec, entrypoint=project.entrypoint)
+    job_dir, artifacts_dir, key, stdin = stage_job_dir(job, spec.phase, sandbox, [spec], extra_job_files)
+    result = sandbox_run(
+        job,
+        project,
+        sandbox,
+        data_dir,
+        lambda project_dir: harness_run_spec(
+            job,
+            spec.phase,
+            mounts=mounts_for(project_dir, job_dir, data_dir),
             artifacts_dir=artifacts_dir,
-            # One OpenMP thread for the recorder: with more, `import torch` starts a thread pool, and a
-            # threaded recorder cannot fork the model's processes (`prefork`), which then pay their
-            # own interpreter and torch. Each model process sets the job's threads itself.
-            env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
             stdin=stdin,
+            timeout_seconds=spec.outer_wall_seconds + SANDBOX_SLACK_SECONDS,
             # The recorder's live points, verified under this phase's key (advisory, `progress.py`).
             stdout_tap=None if on_progress is None else ProgressTap(key, spec.phase, on_progress),
-            limits=Limits(
-                cpus=job.cpus,
-                memory_bytes=job.memory_bytes,
-                memory_swap_bytes=job.memory_swap_bytes,
-                pids=job.pids,
-                tmpfs_bytes=job.tmpfs_bytes,
-                gpu_count=job.gpu_count,
-                gpu_type=job.gpu_type,
-                timeout_seconds=spec.outer_wall_seconds + SANDBOX_SLACK_SECONDS,
-                artifacts_bytes=max(512 * 1024**2, 8 * job.parameter_cap + 64 * 1024**2),
-            ),
-            labels={
-                "prism.submission": job.submission_id[:200],
-                "prism.phase": spec.phase,
-                "prism.attempt": str(job.attempt),
-            },
-        )
-        result = sandbox.run(run_spec)
-    finally:
-        shutil.rmtree(project_dir, ignore_errors=True)
+        ),
+    )
     return accepted_report(result, spec.phase, key), result, artifacts_dir
 
 
@@ -309,7 +385,7 @@ def _stage(job: EvaluationJob, phase: Phase, split: str) -> tuple[Path, tuple[Sh
     return data_dir, tuple(ShardRef(path=s.path, sha256=s.sha256, size=s.size) for s in shards)
 
 
-def _train_data(job: EvaluationJob, sandbox: Sandbox) -> tuple[Path | None, PhaseSpec]:
+def train_data(job: EvaluationJob, sandbox: Sandbox) -> tuple[Path | None, PhaseSpec]:
     """The train phase's spec, and the directory to mount at /data (None: nothing to mount).
 
     Where the backend runs every job with Platform's train split mounted read-only
@@ -338,7 +414,7 @@ def heldout_window_bytes(job: EvaluationJob) -> int:
     return (job.budget.heldout_tokens // per_batch) * per_batch + 1
 
 
-def _heldout_window(job: EvaluationJob) -> tuple[Path, ShardRef]:
+def heldout_window(job: EvaluationJob) -> tuple[Path, ShardRef]:
     """The start of the validation split the held-out phase scores, cut here from the locked shards
     (each checked again): the split itself never enters a sandbox, only this window, in /job."""
     wanted = heldout_window_bytes(job)
@@ -357,9 +433,9 @@ def _heldout_window(job: EvaluationJob) -> tuple[Path, ShardRef]:
     return path, ShardRef(path=HELDOUT_WINDOW_FILE, sha256=hashlib.sha256(window).hexdigest(), size=len(window))
 
 
-def run_inspect(job: EvaluationJob, project: Project, sandbox: Sandbox) -> InspectResult:
-    figures, result, artifacts_dir = _run(job, project, sandbox, phase_spec(job, "inspect"), data_dir=None)
-    extra = _collect(job, "inspect", result, artifacts_dir, {GRAPH_FILE: str(figures.get("architecture_graph_sha256"))})
+def inspect_result(
+    job: EvaluationJob, project: Project, figures: Mapping[str, Any], extra: Mapping[str, Any]
+) -> InspectResult:
     try:
         inspect = InspectResult.from_json({**figures, **extra})
     except TypeError as exc:
@@ -379,6 +455,38 @@ def run_inspect(job: EvaluationJob, project: Project, sandbox: Sandbox) -> Inspe
     return inspect
 
 
+def train_result(figures: Mapping[str, Any], extra: Mapping[str, Any]) -> TrainResult:
+    try:
+        return TrainResult.from_json({**figures, **extra})
+    except TypeError as exc:
+        raise HarnessProtocolError(f"the train report is incomplete: {exc}") from exc
+
+
+def heldout_result(figures: Mapping[str, Any], extra: Mapping[str, Any]) -> HeldoutResult:
+    try:
+        return HeldoutResult.from_json({**figures, **extra})
+    except TypeError as exc:
+        raise HarnessProtocolError(f"the heldout report is incomplete: {exc}") from exc
+
+
+def expected_artifacts(phase: Phase, figures: Mapping[str, Any]) -> dict[str, str]:
+    """The artifacts a phase's report names, with the sha256 each must have."""
+    if phase == "inspect":
+        return {GRAPH_FILE: str(figures.get("architecture_graph_sha256"))}
+    if phase == "train":
+        return {
+            LOSS_CURVE_FILE: str(figures.get("loss_curve_sha256")),
+            WEIGHTS_FILE: str(figures.get("weights_sha256")),
+        }
+    return {HELDOUT_CURVE_FILE: str(figures.get("heldout_curve_sha256"))}
+
+
+def run_inspect(job: EvaluationJob, project: Project, sandbox: Sandbox) -> InspectResult:
+    figures, result, artifacts_dir = _run(job, project, sandbox, phase_spec(job, "inspect"), data_dir=None)
+    extra = collect_artifacts(job, "inspect", result, artifacts_dir, expected_artifacts("inspect", figures))
+    return inspect_result(job, project, figures, extra)
+
+
 def run_train(
     job: EvaluationJob,
     project: Project,
@@ -387,28 +495,21 @@ def run_train(
     *,
     on_progress: Callable[[ProgressPoint], None] | None = None,
 ) -> TrainResult:
-    data_dir, spec = _train_data(job, sandbox)
+    data_dir, spec = train_data(job, sandbox)
     try:
         figures, result, artifacts_dir = _run(job, project, sandbox, spec, data_dir=data_dir, on_progress=on_progress)
     finally:
         if data_dir is not None:
             shutil.rmtree(data_dir, ignore_errors=True)
-    expected = {
-        LOSS_CURVE_FILE: str(figures.get("loss_curve_sha256")),
-        WEIGHTS_FILE: str(figures.get("weights_sha256")),
-    }
-    extra = _collect(job, "train", result, artifacts_dir, expected)
-    try:
-        return TrainResult.from_json({**figures, **extra})
-    except TypeError as exc:
-        raise HarnessProtocolError(f"the train report is incomplete: {exc}") from exc
+    extra = collect_artifacts(job, "train", result, artifacts_dir, expected_artifacts("train", figures))
+    return train_result(figures, extra)
 
 
 def run_heldout(job: EvaluationJob, project: Project, sandbox: Sandbox, train: TrainResult) -> HeldoutResult:
     weights = verified_artifact(job, "train", WEIGHTS_FILE)
     if not weights.is_file():
         raise HarnessProtocolError(f"the trained weights are missing from {weights}")
-    window, shard = _heldout_window(job)
+    window, shard = heldout_window(job)
     spec = phase_spec(job, "heldout", (shard,), weights_sha256=train.weights_sha256, data_source=DATA_IN_JOB)
     try:
         figures, result, artifacts_dir = _run(
@@ -421,10 +522,5 @@ def run_heldout(job: EvaluationJob, project: Project, sandbox: Sandbox, train: T
         )
     finally:
         window.unlink(missing_ok=True)
-    extra = _collect(
-        job, "heldout", result, artifacts_dir, {HELDOUT_CURVE_FILE: str(figures.get("heldout_curve_sha256"))}
-    )
-    try:
-        return HeldoutResult.from_json({**figures, **extra})
-    except TypeError as exc:
-        raise HarnessProtocolError(f"the heldout report is incomplete: {exc}") from exc
+    extra = collect_artifacts(job, "heldout", result, artifacts_dir, expected_artifacts("heldout", figures))
+    return heldout_result(figures, extra)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from prism.errors import PrismError
+from prism.evaluation.errors import EvaluationError
 from prism.evaluation.evaluate import locked_dataset
 from prism.evaluation.heldout_host import local_heldout_job, run_heldout_here
 from prism.evaluation.jobs import EvaluationJob, Mode, make_job
+from prism.evaluation.joint import JointResults, run_joint, runs_jointly
 from prism.evaluation.manifest import build_manifest, validate_manifest
 from prism.evaluation.metrics import LossCurve
 from prism.evaluation.phase import GRAPH_FILE, LOSS_CURVE_FILE
@@ -95,7 +100,7 @@ def inspect_step(ctx: StepContext) -> StepOutcome:
         attempt=ctx.submission.infra_attempts + 1,
     )
     _save_job(job)
-    inspect = run_inspect(job, ctx.project, ctx.sandbox)
+    inspect = _inspect_jointly(ctx, job) if _joint_here(ctx) else run_inspect(job, ctx.project, ctx.sandbox)
     return StepOutcome.passed(
         f"{inspect.parameter_count:,} parameters, graph {inspect.architecture_graph_hash[:12]}, mode {mode}",
         mode=mode,
@@ -108,15 +113,77 @@ def inspect_step(ctx: StepContext) -> StepOutcome:
     )
 
 
+# -- the phases in one sandbox start (`evaluation/joint.py`) -------------------------------------
+#
+# Where the backend can hold them (stdin, live stdout), held-out runs with the other phases and
+# PRISM trains itself, `inspect_step` runs inspect, train and held-out in one sandbox start: the
+# graph-duplicate decision is made at the run's gate, between inspect and train, and the later
+# steps take what the run produced from here. Kept in this worker process only: a resumed worker
+# finds nothing and runs each remaining phase a start of its own, as before.
+
+
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    attempt: int
+    graph: StepOutcome | None  # the gate's decision; None where inspect never reached it
+    results: JointResults
+
+
+_AHEAD: OrderedDict[str, _Ahead] = OrderedDict()
+_AHEAD_LOCK = threading.Lock()
+_AHEAD_MAX = 16  # submissions; each entry is a few small records (artifacts stay on disk)
+
+
+def _joint_here(ctx: StepContext) -> bool:
+    return (
+        ctx.runtime_config.validators.mode == "embedded" and runs_jointly(ctx.sandbox) and ctx.heldout_sandbox is None
+    )
+
+
+def _inspect_jointly(ctx: StepContext, job: EvaluationJob) -> InspectResult:
+    decided: list[StepOutcome] = []
+
+    def gate(inspect: InspectResult, graph: dict[str, Any]) -> bool:
+        decided.append(_graph_decision(ctx, inspect, graph))
+        return decided[-1].outcome == "passed"
+
+    _forget(ctx, job)
+    # The recorder's points while it trains, for `--wait` and the curve route (advisory).
+    with LiveCurveWriter(ctx.sessions, ctx.submission.id, "train", attempt=job.attempt) as live:
+        results = run_joint(job, ctx.project, ctx.sandbox, gate=gate, on_progress=live.put)
+    with _AHEAD_LOCK:
+        _AHEAD[str(ctx.work_dir)] = _Ahead(job.attempt, decided[0] if decided else None, results)
+        while len(_AHEAD) > _AHEAD_MAX:
+            _AHEAD.popitem(last=False)
+    return results.inspect
+
+
+def _ahead(ctx: StepContext, job: EvaluationJob) -> _Ahead | None:
+    with _AHEAD_LOCK:
+        found = _AHEAD.get(str(ctx.work_dir))
+    return found if found is not None and found.attempt == job.attempt else None
+
+
+def _forget(ctx: StepContext, job: EvaluationJob) -> _Ahead | None:
+    with _AHEAD_LOCK:
+        found = _AHEAD.pop(str(ctx.work_dir), None)
+    return found if found is not None and found.attempt == job.attempt else None
+
+
 def _graph_document(job: EvaluationJob) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(verified_artifact(job, "inspect", GRAPH_FILE).read_text(encoding="utf-8"))
     return document
 
 
 def graph_duplicates_step(ctx: StepContext) -> StepOutcome:
-    job = load_job(ctx)
+    ahead = _ahead(ctx, load_job(ctx))
+    if ahead is not None and ahead.graph is not None:
+        return ahead.graph  # decided at the joint run's gate, before anything was trained
     inspect = InspectResult.from_json(ctx.records["inspect"]["inspect"])
-    graph = _graph_document(job)
+    return _graph_decision(ctx, inspect, _graph_document(load_job(ctx)))
+
+
+def _graph_decision(ctx: StepContext, inspect: InspectResult, graph: dict[str, Any]) -> StepOutcome:
     fingerprint = graph_fingerprint(inspect.architecture_graph_hash, graph)
     source = fingerprint_project(ctx.project)
     source_candidates = [
@@ -172,9 +239,17 @@ def _loss_points(job: EvaluationJob) -> list[float]:
 def train_step(ctx: StepContext) -> StepOutcome:
     job = load_job(ctx)
     inspect = InspectResult.from_json(ctx.records["inspect"]["inspect"])
-    # The recorder's points while it trains, for `--wait` and the curve route (advisory).
-    with LiveCurveWriter(ctx.sessions, ctx.submission.id, "train", attempt=job.attempt) as live:
-        train = run_train(job, ctx.project, ctx.sandbox, inspect, on_progress=live.put)
+    ahead = _ahead(ctx, job)
+    if ahead is not None and ahead.results.train is not None:
+        try:
+            train = ahead.results.trained()  # trained in the joint run, past the graph-duplicate gate
+        except EvaluationError:
+            _forget(ctx, job)  # told once: a retry after our own fault runs the phase again
+            raise
+    else:
+        # The recorder's points while it trains, for `--wait` and the curve route (advisory).
+        with LiveCurveWriter(ctx.sessions, ctx.submission.id, "train", attempt=job.attempt) as live:
+            train = run_train(job, ctx.project, ctx.sandbox, inspect, on_progress=live.put)
     return StepOutcome.passed(
         f"{train.tokens:,} tokens in {train.steps} steps, {train.bits_per_byte:.4f} bits/byte ({train.stopped_reason})",
         train=train.to_json(),
@@ -187,8 +262,12 @@ def heldout_step(ctx: StepContext) -> StepOutcome:
     local sandbox on this host, beside the secret val split and the weights (`heldout_host`)."""
     job = load_job(ctx)
     train = TrainResult.from_json(ctx.records["train"]["train"])
+    ahead = _forget(ctx, job)
     local = ctx.heldout_sandbox
-    if local is None:
+    if ahead is not None and ahead.results.heldout is not None and local is None:
+        heldout = ahead.results.scored()
+        where = {"sandbox": ctx.settings.sandbox_backend, "device": job.device}
+    elif local is None:
         heldout = run_heldout(job, ctx.project, ctx.sandbox, train)
         where = {"sandbox": ctx.settings.sandbox_backend, "device": job.device}
     else:

@@ -33,7 +33,7 @@ from prism.sandbox import launcher
 from prism.sandbox.artifacts import read_artifacts
 from prism.sandbox.cgroups import CgroupLayout, JobCgroup, detect_layout
 from prism.sandbox.errors import GpuRequestRefused, SandboxInfraError, SandboxSpecRejected, SandboxUnavailable
-from prism.sandbox.output import TailBuffer, build_result, pump
+from prism.sandbox.output import TailBuffer, build_result, feed_stdin, pump
 from prism.sandbox.runtime import INNER_BIN, INNER_SITE, INNER_SRC, RuntimeLayout, discover_runtime
 from prism.sandbox.seccomp import build_filter
 from prism.sandbox.spec import ARTIFACTS_MOUNT, Limits, RunResult, RunSpec
@@ -161,6 +161,7 @@ def _stage_plan(spec: RunSpec, runtime: RuntimeLayout) -> tuple[list[tuple[str, 
 class BubblewrapSandbox:
     name = "bubblewrap"
     accepts_stdin = True  # through the launcher and bubblewrap to the job's fd 0
+    live_stdout = True  # `stdout_tap` sees each chunk as the job writes it
 
     def __init__(self, settings: Settings, *, runtime: RuntimeLayout | None = None) -> None:
         if settings.sandbox_uid == 0 or settings.sandbox_gid == 0:
@@ -246,7 +247,7 @@ class BubblewrapSandbox:
                 [str(self.runtime.python_executable), "-I", "-S", "-B", launcher.__file__, json.dumps(plan)],
                 env={},
                 cwd="/",
-                stdin=subprocess.PIPE if spec.stdin else subprocess.DEVNULL,
+                stdin=subprocess.PIPE if spec.stdin or spec.stdin_reply else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 pass_fds=passed,
@@ -257,7 +258,7 @@ class BubblewrapSandbox:
                 os.close(fd)
         try:
             assert proc.stdout is not None and proc.stderr is not None
-            _feed(proc, spec.stdin)
+            feed_stdin(proc, spec.stdin, spec.stdin_reply)
             streams = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
             deadline = start + limits.timeout_seconds
             timed_out = pump(streams, deadline=deadline, done=lambda: proc.poll() is not None)
@@ -323,16 +324,6 @@ class BubblewrapSandbox:
             peak_memory_bytes=stats.peak_memory_bytes,
             skipped=skipped,
         )
-
-
-def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
-    """Write the job's stdin (small: a pipe buffer holds it, so this never blocks) and close it."""
-    if proc.stdin is None:
-        return
-    with contextlib.suppress(BrokenPipeError):
-        proc.stdin.write(data)
-    with contextlib.suppress(BrokenPipeError):
-        proc.stdin.close()
 
 
 def _rlimits(limits: Limits) -> dict[str, tuple[int, int]]:

@@ -21,7 +21,7 @@ import uuid
 from prism.config import Settings
 from prism.sandbox.artifacts import read_artifacts
 from prism.sandbox.errors import SandboxInfraError, SandboxSpecRejected, SandboxUnavailable
-from prism.sandbox.output import TailBuffer, build_result, pump
+from prism.sandbox.output import TailBuffer, build_result, feed_stdin, pump
 from prism.sandbox.spec import ARTIFACTS_MOUNT, RunResult, RunSpec
 from prism.sandbox.validate import check_spec
 
@@ -48,7 +48,7 @@ def _mount_flag(source: str, target: str, *, read_only: bool) -> str:
 def build_docker_argv(spec: RunSpec, *, binary: str, image: str, job_id: str, uid: int, gid: int) -> list[str]:
     limits = spec.limits
     argv = [binary, "run", "--rm", "--name", job_id, "--network", "bridge" if limits.network else "none"]
-    if spec.stdin:
+    if spec.stdin or spec.stdin_reply:
         argv.append("--interactive")  # the report key arrives on stdin, never in env, argv or a file
     if limits.read_only:
         argv.append("--read-only")
@@ -88,6 +88,7 @@ def build_docker_argv(spec: RunSpec, *, binary: str, image: str, job_id: str, ui
 class DockerSandbox:
     name = "docker"
     accepts_stdin = True
+    live_stdout = True  # `stdout_tap` sees each chunk as the job writes it
 
     def __init__(self, settings: Settings) -> None:
         if settings.sandbox_uid == 0:
@@ -148,16 +149,13 @@ class DockerSandbox:
         proc = subprocess.Popen(
             argv,
             env=self._env(),
-            stdin=subprocess.PIPE if spec.stdin else subprocess.DEVNULL,
+            stdin=subprocess.PIPE if spec.stdin or spec.stdin_reply else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
         assert proc.stdout is not None and proc.stderr is not None
         try:
-            if proc.stdin is not None:  # `docker run -i` forwards it to the container's fd 0
-                with contextlib.suppress(BrokenPipeError):
-                    proc.stdin.write(spec.stdin)
-                    proc.stdin.close()
+            feed_stdin(proc, spec.stdin, spec.stdin_reply)  # `docker run -i` forwards it to the container's fd 0
             streams = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
             timed_out = pump(streams, deadline=start + limits.timeout_seconds, done=lambda: proc.poll() is not None)
             if timed_out:

@@ -8,8 +8,11 @@ full pipe and a timeout is never hidden behind one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
+import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -134,3 +137,30 @@ def build_result(
         stderr_bytes=err.total,
         backend=backend,
     )
+
+
+def feed_stdin(proc: subprocess.Popen[bytes], data: bytes, reply: Callable[[], bytes] | None = None) -> None:
+    """Write the job's stdin, then close it; with `reply` (`RunSpec.stdin_reply`), first what it
+    returns, from a thread of its own: it may wait for a decision the host makes while the job runs.
+
+    `data` is small (a pipe buffer holds it), so the first write never blocks. A job that is gone
+    turns the writes into nothing (a broken pipe is its own business).
+    """
+    if proc.stdin is None:
+        return
+    stream = proc.stdin
+
+    def write(chunk: bytes, *, close: bool) -> None:
+        with contextlib.suppress(BrokenPipeError, ValueError, OSError):
+            if chunk:
+                stream.write(chunk)
+                stream.flush()
+        if close:
+            with contextlib.suppress(BrokenPipeError, ValueError, OSError):
+                stream.close()
+
+    if reply is None:
+        write(data, close=True)
+        return
+    write(data, close=False)
+    threading.Thread(target=lambda: write(reply(), close=True), name="sandbox-stdin-reply", daemon=True).start()

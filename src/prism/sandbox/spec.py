@@ -68,6 +68,11 @@ class RunSpec:
     # progress). It runs in the backend's read loop and must not block. Backends that only see
     # stdout once the job has ended (the Platform broker) never call it.
     stdout_tap: Callable[[bytes], None] | None = field(default=None, compare=False)
+    # Called once `stdin` is written, on a thread of the backend's: what it returns is written to
+    # the job's stdin, which is then closed. It may block (the evaluation's host decides between
+    # two phases while the job waits); the job's end does not wait for it. Only backends with
+    # `accepts_stdin` and a live `stdout_tap` (bubblewrap, docker) call it.
+    stdin_reply: Callable[[], bytes] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
@@ -121,7 +126,8 @@ class RunResult:
 
 
 class Sandbox(Protocol):
-    """Optional attributes a backend may declare: `accepts_stdin` (see `RunSpec.stdin`) and
+    """Optional attributes a backend may declare: `accepts_stdin` (see `RunSpec.stdin`),
+    `live_stdout` (`stdout_tap` sees output as it is written, and `stdin_reply` is honoured) and
     `train_mount`, the path where the platform itself mounts the locked train split, read-only,
     in every job (Platform's broker: docs/evaluation.md, "Where the data come from")."""
 
