@@ -19,7 +19,7 @@ from prism.evaluation.errors import HarnessProtocolError, MinerCodeFailed
 from prism.evaluation.harness import await_go
 from prism.evaluation.jobs import EvaluationJob, make_job
 from prism.evaluation.joint import JointResults, _Reports, run_joint, runs_jointly
-from prism.evaluation.phase import GO_LINE, GRAPH_FILE, Phase, report_line
+from prism.evaluation.phase import GO_LINE, GRAPH_FILE, RESULT_PREFIX, Phase, report_line, split_report_line
 from prism.evaluation.progress import ProgressPoint, progress_line
 from prism.evaluation.results import InspectResult
 from prism.evaluation.runner import run_heldout, run_inspect, run_train, verified_artifact
@@ -59,13 +59,16 @@ class Counted:
 
     inner: Sandbox
     labels: list[str] = field(default_factory=list)
+    stdout: list[str] = field(default_factory=list)
     name: str = "bubblewrap"
     accepts_stdin: bool = True
     live_stdout: bool = True
 
     def run(self, spec: RunSpec) -> RunResult:
         self.labels.append(spec.labels["prism.phase"])
-        return self.inner.run(spec)
+        result = self.inner.run(spec)
+        self.stdout.append(result.stdout)
+        return result
 
 
 def _job(tmp_path: Path, dataset: LockedDataset, name: str) -> EvaluationJob:
@@ -108,6 +111,14 @@ def test_one_start_scores_exactly_what_three_starts_score(tmp_path: Path, fixtur
     together = _job(tmp_path, fixture_dataset, "joint")
     joint = run_joint(together, _example(), sandbox, on_progress=points.append)
     assert sandbox.labels == ["joint"]
+    # Every model process of the evaluation was forked from the one recorder's pool (none exec'd).
+    reports = [
+        json.loads(split_report_line(line)[0])
+        for line in sandbox.stdout[0].splitlines()
+        if line.startswith(RESULT_PREFIX)
+    ]
+    assert [r["phase"] for r in reports] == ["inspect", "train", "heldout"]
+    assert all(r["figures"]["walls"]["started"] == "fork" for r in reports)
 
     job = _job(tmp_path, fixture_dataset, "separate")
     inspect = run_inspect(job, _example(), sandbox)

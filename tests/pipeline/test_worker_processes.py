@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from prism.config import Settings
 from prism.store.db import make_engine, make_session_factory
+from prism.store.live_curve import LiveCurvePoint
 from prism.store.migrate import upgrade
 from prism.store.models import AuditEvent, Evaluation, StageResult, Submission
 from prism.store.runtime_configs import set_runtime_config
@@ -82,10 +83,14 @@ def test_sigkill_mid_evaluation_finishes_exactly_once(worker_settings: Settings)
         with sessions() as session:
             return session.get(StageResult, (sid, stage)) is not None
 
+    def training() -> bool:
+        with sessions() as session:
+            return bool(session.scalar(select(func.count()).where(LiveCurvePoint.submission_id == sid)))
+
     doomed = _worker(worker_settings, url, "--once")
     try:
-        _wait_for(lambda: stage_done("graph_duplicates"), 120, "the evaluation to reach training")
-        time.sleep(1.5)  # the train phase is running in the sandbox now
+        # The recorder's first live point: the model is training in the sandbox now.
+        _wait_for(training, 120, "the evaluation to reach training")
         os.killpg(doomed.pid, signal.SIGKILL)
         doomed.wait(timeout=10)
     finally:
