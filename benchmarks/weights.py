@@ -9,7 +9,12 @@ per four hotkeys, every family with a stored graph). Printed per size:
   (tracemalloc of the cache after a refresh, everything it retains);
 - p50/p99 of `GET /internal/v1/get_weights` and of `GET /health` (the baseline: same server,
   same client, same run, in alternating blocks so drift hits both) over real HTTP, their ratio,
-  and the server's CPU per read of each.
+  and the server's CPU per read of each;
+- the change marker the refresher reads every `weights_refresh_seconds`: median wall time of
+  one read of the weights generation row, against the count-based marker it replaced (three
+  `count(*)` and a `max`, kept here as the baseline) measured in the same run, on SQLite and,
+  with `--postgres URL`, on PostgreSQL (a schema per size, replaced; VACUUM ANALYZE first, the
+  counts' best case: index-only scans on an all-visible table).
 
 The server is `prism serve` as deployed (its own process, default log level with an access line
 per request, default refresh interval); the client is `benchmarks/loadgen.py` in another
@@ -17,6 +22,7 @@ process, one keep-alive connection, after a warm-up. The route returns bytes ren
 snapshot; the recompute runs in the background refresher when results change, never in a read.
 
     .venv/bin/python benchmarks/weights.py [--sizes 1000,10000,100000] [--reads 2000]
+        [--postgres postgresql+psycopg://...] [--marker-only]
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import tracemalloc
 from pathlib import Path
 
 import httpx
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -37,15 +45,77 @@ from benchmarks.loadgen import LoadResult, http_request, run_load
 from benchmarks.served import cpu_seconds, served
 from tests.scored import seed_scored
 
-from prism.api.weights import WeightsCache
+from prism.api.weights import WeightsCache, change_marker
 from prism.config import Settings
 from prism.store.base import utcnow
 from prism.store.db import make_engine, make_session_factory
 from prism.store.migrate import upgrade
+from prism.store.models import Architecture, Evaluation, RuntimeConfigRow, Submission
 from prism.store.submissions import epoch_at
 
 TOKEN = "benchmark-token"
 BLOCKS = 5  # health and get_weights alternate in this many blocks each
+
+
+def count_marker(session: Session, settings: Settings) -> tuple[int, int, int, int | None, int]:
+    """The marker before issue 19's follow-up (the baseline): O(n) in the results."""
+    return (
+        int(session.scalar(select(func.count()).select_from(Submission).where(Submission.status == "completed")) or 0),
+        int(session.scalar(select(func.count()).select_from(Evaluation)) or 0),
+        int(session.scalar(select(func.count()).select_from(Architecture)) or 0),
+        session.scalar(select(func.max(RuntimeConfigRow.version))),
+        epoch_at(utcnow(), settings.epoch_seconds),
+    )
+
+
+def marker_costs(
+    sessions: sessionmaker[Session], settings: Settings, *, rounds: int = 7, calls: int = 20
+) -> dict[str, float]:
+    """Median ms per marker read, generation row vs counts, alternating rounds so drift hits both."""
+    times: dict[str, list[float]] = {"generation": [], "counts": []}
+    markers = {"generation": change_marker, "counts": count_marker}
+    with sessions() as session:
+        for marker in markers.values():  # warm caches and prepared statements
+            marker(session, settings)
+            session.rollback()
+        for _ in range(rounds):
+            for name, marker in markers.items():
+                started = time.perf_counter()
+                for _ in range(calls):
+                    marker(session, settings)
+                    session.rollback()  # each read in its own transaction, as the refresher does
+                times[name].append((time.perf_counter() - started) / calls * 1000)
+    return {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+
+
+def seeded(url: str, size: int, settings: Settings) -> sessionmaker[Session]:
+    engine = make_engine(url)
+    upgrade(engine)
+    sessions = make_session_factory(engine)
+    with sessions() as session, session.begin():
+        seed_scored(session, hotkeys=size, families=max(1, size // 4), epoch=epoch_at(utcnow(), settings.epoch_seconds))
+    return sessions
+
+
+def postgres_marker_costs(base_url: str, size: int, tmp: Path) -> dict[str, float]:
+    schema = f"prism_weights_{size}"
+    admin = make_engine(base_url)
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base_url else "?"
+    url = f"{base_url}{sep}options=-csearch_path%3D{schema}"
+    settings = Settings(data_dir=tmp, database_url=url)
+    sessions = seeded(url, size, settings)
+    engine = sessions.kw["bind"]
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE"))
+    costs = marker_costs(sessions, settings)
+    engine.dispose()
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+    return costs
 
 
 def _snapshot_memory(settings: Settings, sessions: object) -> int:
@@ -71,14 +141,15 @@ def _q(latencies: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def run_size(size: int, reads: int, tmp: Path) -> dict[str, float]:
+def run_size(size: int, reads: int, tmp: Path, *, marker_only: bool = False) -> dict[str, float]:
     url = f"sqlite:///{tmp}/weights-{size}.db"
     settings = Settings(data_dir=tmp, database_url=url)
-    engine = make_engine(url)
-    upgrade(engine)
-    sessions = make_session_factory(engine)
-    with sessions() as session, session.begin():
-        seed_scored(session, hotkeys=size, families=max(1, size // 4), epoch=epoch_at(utcnow(), settings.epoch_seconds))
+    sessions = seeded(url, size, settings)
+    engine = sessions.kw["bind"]
+    marker = marker_costs(sessions, settings)
+    if marker_only:
+        engine.dispose()
+        return {"marker_ms": marker["generation"], "counts_ms": marker["counts"]}
     # The recompute the background refresher runs when results change (timed here on its own).
     cache = WeightsCache(settings, sessions)
     started = time.process_time()
@@ -130,6 +201,8 @@ def run_size(size: int, reads: int, tmp: Path) -> dict[str, float]:
     health_lat, got_lat = _merge(health), _merge(got)
     count = per_block * BLOCKS
     return {
+        "marker_ms": marker["generation"],
+        "counts_ms": marker["counts"],
         "recompute_s": recompute_cpu,
         "weights": float(len(weights)),
         "bytes": float(body_bytes),
@@ -150,13 +223,32 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--reads", type=int, default=2000, help="reads of each route, in alternating blocks")
+    parser.add_argument("--postgres", default="", help="also time the change markers on PostgreSQL at this URL")
+    parser.add_argument("--marker-only", action="store_true", help="only the change markers (no server, no reads)")
     args = parser.parse_args()
     os.environ["PRISM_SHARED_TOKEN"] = TOKEN
-    rows = {}
+    rows: dict[int, dict[str, float]] = {}
+    postgres: dict[int, dict[str, float]] = {}
+    sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        for size in (int(s) for s in args.sizes.split(",")):
-            rows[size] = run_size(size, args.reads, Path(tmp))
+        for size in sizes:
+            rows[size] = run_size(size, args.reads, Path(tmp), marker_only=args.marker_only)
+            if args.postgres:
+                postgres[size] = postgres_marker_costs(args.postgres, size, Path(tmp))
     print(f"cores={os.cpu_count()} load average={os.getloadavg()[0]:.1f} reads per route={args.reads}")
+    print("change marker, median ms per read (each in its own transaction): generation row vs the old counts")
+    tables = {
+        "sqlite": {size: (row["marker_ms"], row["counts_ms"]) for size, row in rows.items()},
+        "postgresql": {size: (row["generation"], row["counts"]) for size, row in postgres.items()},
+    }
+    for backend, table in tables.items():
+        for size, (generation, counts) in table.items():
+            print(
+                f"  {backend:>10} {size:>8} hotkeys: generation {generation:7.3f} ms, counts {counts:8.3f} ms,"
+                f" counts/generation {counts / generation:7.1f}x"
+            )
+    if args.marker_only:
+        return
     print(
         f"{'hotkeys':>8} {'weights':>7} {'bytes':>9} {'memory':>8} {'recompute':>9} {'growth':>6}"
         f"  {'get p50/p99 ms':>15}  {'health p50/p99 ms':>17}  {'p99 ratio':>9}  {'server CPU/read get, health':>27}"

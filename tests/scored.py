@@ -1,7 +1,8 @@
 """Scored results written straight into the store (tests and benchmarks of the weights path).
 
 Rows are inserted in bulk with the ORM's table objects, as a completed, score-eligible run
-would leave them: a miner, a completed submission, its evaluation, and its family's owner.
+would leave them: a miner, a completed submission, its evaluation, and its family's owner, and
+the weights generation bumped on commit.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from prism.store.base import utcnow
 from prism.store.lifecycle import audit
 from prism.store.models import Architecture, Evaluation, Miner, Submission
 from prism.store.models import SubmissionStatus as S
+from prism.store.weights_generation import weights_changed
 
 
 def fake_hotkey(index: int) -> str:
@@ -90,3 +92,5 @@ def seed_scored(session: Session, *, hotkeys: int, families: int, epoch: int, se
         ],
     )
     audit(session, submission_id=None, actor="seed", action="seeded", data={"hotkeys": hotkeys})
+    # Written around the store's writers, so it marks the change as they do (the refresher's cue).
+    weights_changed(session)

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from prism.api.app import create_app
-from prism.api.weights import WeightsCache, compute_snapshot
+from prism.api.weights import WeightsCache, change_marker, compute_snapshot
 from prism.config import Settings
 from prism.store.base import utcnow
 from prism.store.db import make_session_factory
@@ -126,3 +126,30 @@ def test_an_idle_sqlite_database_costs_the_refresher_no_query(sqlite_engine: Eng
     finally:
         event.remove(sqlite_engine, "before_cursor_execute", count)
         cache.stop()
+
+
+def test_the_change_marker_is_one_primary_key_read(
+    engine: Engine, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """Whatever the number of results: one statement, on the generation row (counting was O(n))."""
+    epoch = epoch_at(utcnow(), settings.epoch_seconds)
+    with sessions() as session, session.begin():
+        seed_scored(session, hotkeys=30, families=5, epoch=epoch)
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    with sessions() as session:
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            first = change_marker(session, settings)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+    reads = [s for s in statements if s != "BEGIN"]  # SQLite's explicit BEGIN (store/db.py)
+    assert len(reads) == 1 and "FROM weights_generation" in reads[0] and "count(" not in reads[0].lower()
+    with sessions() as session, session.begin():
+        seed_scored(session, hotkeys=1, families=1, epoch=epoch, seed=1, start=100)
+    with sessions() as session:
+        second = change_marker(session, settings)
+    assert second.generation == first.generation + 1 and second.epoch == first.epoch == epoch

@@ -71,3 +71,19 @@ def test_band_postings_migrate_both_ways(db_url: str) -> None:
         assert [tuple(r) for r in rows] == [(7, "s1"), (-(2**63), "s2"), (7, "s2")]
     upgrade(engine)
     engine.dispose()
+
+
+def test_weights_generation_migrates_both_ways(db_url: str) -> None:
+    """0006_i19w creates the one generation row (at 0) and drops it again."""
+    engine = make_engine(db_url)
+    upgrade(engine, "0005_i19d")
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert [tuple(r) for r in connection.execute(text("SELECT id, generation FROM weights_generation"))] == [(1, 0)]
+    config = alembic_config(db_url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0005_i19d")
+    assert "weights_generation" not in inspect(engine).get_table_names()
+    upgrade(engine)
+    engine.dispose()

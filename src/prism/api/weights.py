@@ -2,9 +2,10 @@
 
 A background thread keeps the snapshot current: every `weights_refresh_seconds` it asks SQLite
 whether anyone committed since the last snapshot (`PRAGMA data_version`, free at any size) and,
-if so or on PostgreSQL, reads a change marker (how many completed submissions, evaluations and
-families there are, the newest runtime-config version and the current epoch) and, only when
-that changed, recomputes the weights (O(n log n) in the scored results) and renders the answer once. A reader takes
+if so or on PostgreSQL, reads a change marker (the weights generation, one row bumped by every
+transaction that writes what the weights read, and the current epoch: O(1) at any size) and,
+only when that changed, recomputes the weights (O(n log n) in the scored results) and renders
+the answer once. A reader takes
 the rendered bytes as they are: no database work, no lock, no recompute.
 If a refresh fails (database down, hung past its statement timeout, invalid runtime config),
 the last good snapshot keeps being served and its metadata names the problem; before the first
@@ -23,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,10 +31,10 @@ from prism.config import Settings
 from prism.errors import PrismError
 from prism.scoring.ranking import compute_weights
 from prism.store.base import utcnow
-from prism.store.models import Architecture, Evaluation, RuntimeConfigRow, Submission
 from prism.store.runtime_configs import load_runtime_config
 from prism.store.scores import eligible_results, latest_scored_epoch, owners
 from prism.store.submissions import epoch_at
+from prism.store.weights_generation import read_generation
 
 log = logging.getLogger(__name__)
 
@@ -82,23 +82,21 @@ def compute_snapshot(session: Session, settings: Settings) -> WeightsSnapshot:
     )
 
 
-Marker = tuple[int, int, int, int | None, int]
+@dataclass(frozen=True, slots=True)
+class Marker:
+    generation: int
+    epoch: int
 
 
 def change_marker(session: Session, settings: Settings) -> Marker:
     """Changes whenever the weights could, and only then (intake must not cause recomputes).
 
     Weights read completed submissions' evaluations, family owners, the active reward policy
-    and the epoch. Completed is terminal, so counts are enough: a new completion, evaluation or
-    family, a new runtime config, or a new epoch. Each count is an index-only scan.
+    and the epoch. Every write of the first three bumps the weights generation in its own
+    transaction (`prism.store.weights_generation`); the epoch comes from the clock. One
+    primary-key lookup, whatever the number of results.
     """
-    return (
-        int(session.scalar(select(func.count()).select_from(Submission).where(Submission.status == "completed")) or 0),
-        int(session.scalar(select(func.count()).select_from(Evaluation)) or 0),
-        int(session.scalar(select(func.count()).select_from(Architecture)) or 0),
-        session.scalar(select(func.max(RuntimeConfigRow.version))),
-        epoch_at(utcnow(), settings.epoch_seconds),
-    )
+    return Marker(read_generation(session), epoch_at(utcnow(), settings.epoch_seconds))
 
 
 def _empty(settings: Settings, reason: str) -> WeightsSnapshot:
@@ -193,8 +191,8 @@ class WeightsCache:
         return int(row[0])
 
     def _unchanged(self, version: int | None) -> bool:
-        """Nobody committed anything since the last snapshot and the epoch is the same: the
-        marker's counts (O(n): ~10 ms CPU at 100k results) need not run."""
+        """Nobody committed anything since the last snapshot and the epoch is the same: not even
+        the marker's one-row read need run."""
         marker = self._marker
         return (
             version is not None
@@ -202,7 +200,7 @@ class WeightsCache:
             and self._snapshot is not None
             and self._problem is None
             and marker is not None
-            and marker[-1] == epoch_at(utcnow(), self.settings.epoch_seconds)
+            and marker.epoch == epoch_at(utcnow(), self.settings.epoch_seconds)
         )
 
     def refresh(self) -> bool:

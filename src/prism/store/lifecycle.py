@@ -19,6 +19,7 @@ from prism.evidence import Evidence, evidence_to_json
 from prism.store.base import utcnow
 from prism.store.models import AuditEvent, Submission
 from prism.store.models import SubmissionStatus as S
+from prism.store.weights_generation import weights_changed
 
 ALLOWED: dict[S, frozenset[S]] = {
     S.PENDING: frozenset({S.RUNNING, S.REJECTED}),
@@ -84,6 +85,9 @@ def transition(
     now = utcnow()
     submission.status = target.value
     submission.updated_at = now
+    if target is S.COMPLETED:
+        # Completed is terminal and the only state the weights read: the one move that changes them.
+        weights_changed(session)
     if target is S.RUNNING:
         submission.started_at = submission.started_at or now
     if target in FINISHED or target in (S.QUARANTINED, S.HELD):

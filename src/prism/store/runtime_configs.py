@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from prism.runtime_config import DEFAULT_RUNTIME_CONFIG, RuntimeConfig, parse_runtime_config
 from prism.store.lifecycle import audit
 from prism.store.models import RuntimeConfigRow
+from prism.store.weights_generation import weights_changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,5 +41,6 @@ def set_runtime_config(session: Session, document: dict[str, Any], *, actor: str
     row = RuntimeConfigRow(document=config.model_dump(mode="json"), active=True, created_by=actor, comment=comment)
     session.add(row)
     session.flush()
+    weights_changed(session)  # the reward policy is part of the runtime config
     audit(session, submission_id=None, actor=actor, action="runtime_config.set", data={"version": row.version})
     return row.version

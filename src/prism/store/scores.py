@@ -12,6 +12,7 @@ from prism.scoring.ranking import ScoredResult
 from prism.store.base import utcnow
 from prism.store.models import Architecture, Evaluation, Submission
 from prism.store.models import SubmissionStatus as S
+from prism.store.weights_generation import weights_changed
 
 
 def record_evaluation(session: Session, evaluation: Evaluation) -> Evaluation:
@@ -21,6 +22,7 @@ def record_evaluation(session: Session, evaluation: Evaluation) -> Evaluation:
         return existing
     session.add(evaluation)
     session.flush()
+    weights_changed(session)
     return evaluation
 
 
@@ -46,6 +48,7 @@ def claim_architecture(
         if claimed is None:
             raise
         return claimed
+    weights_changed(session)
     return row
 
 
