@@ -144,29 +144,12 @@ class ModelProcess:
         waiting for a CPU is not charged (`fairtime`); past the outer wall-clock bound with budget
         left, the host was too slow to judge the model, which is our failure (`host_starved`).
         """
-        begin = self.clock.sample()
-        while True:
-            now = self.clock.sample()
-            charged = self.clock.charged_between(begin, now)
-            outer_left = self.clock.origin + self.outer_wall_seconds - now.wall
-            if charged >= timeout:
-                self.kill()
-                waited = now.waited - begin.waited
-                raise MinerFailure(
-                    "timeout",
-                    f"the model did not answer within {timeout:.1f}s of its own time "
-                    f"({now.wall - begin.wall:.1f}s wall, {waited:.1f}s of it waiting for a CPU)",
-                )
-            if outer_left <= 0:
-                self.kill()
-                raise InfraFailure(
-                    f"host_starved: {now.wall - self.clock.origin:.0f}s wall clock passed with only "
-                    f"{self.clock.charged_between(self.clock.start or begin, now):.0f}s charged to the model; "
-                    "the host was too busy to judge it"
-                )
-            ready, _, _ = select.select([self.channel.read_fd], [], [], max(min(timeout - charged, outer_left), 0.001))
-            if ready:
-                break
+        # A frame already waiting was no wait at all: nothing to charge, no clock to read (each
+        # reading is three /proc files, and a step's state arrives as one frame per tensor).
+        waiting, _, _ = select.select([self.channel.read_fd], [], [], 0)
+        if not waiting:
+            self._wait_charged(timeout)
+        outer_left = self.clock.origin + self.outer_wall_seconds - time.monotonic()
         try:
             # The frame has begun: the rest follows, however slow the host (bounded by the outer wall).
             frame = self.channel.recv(timeout=max(outer_left, 1.0))
@@ -196,6 +179,32 @@ class ModelProcess:
                     raise Rejected("runtime_guard", f"the runtime guard stopped the submission: {detail}", {})
                 raise MinerFailure(kind, detail)
         return frame
+
+    def _wait_charged(self, timeout: float) -> None:
+        """Wait until a frame begins, charging the model only for the time it had a CPU."""
+        begin = self.clock.sample()
+        while True:
+            now = self.clock.sample()
+            charged = self.clock.charged_between(begin, now)
+            outer_left = self.clock.origin + self.outer_wall_seconds - now.wall
+            if charged >= timeout:
+                self.kill()
+                waited = now.waited - begin.waited
+                raise MinerFailure(
+                    "timeout",
+                    f"the model did not answer within {timeout:.1f}s of its own time "
+                    f"({now.wall - begin.wall:.1f}s wall, {waited:.1f}s of it waiting for a CPU)",
+                )
+            if outer_left <= 0:
+                self.kill()
+                raise InfraFailure(
+                    f"host_starved: {now.wall - self.clock.origin:.0f}s wall clock passed with only "
+                    f"{self.clock.charged_between(self.clock.start or begin, now):.0f}s charged to the model; "
+                    "the host was too busy to judge it"
+                )
+            ready, _, _ = select.select([self.channel.read_fd], [], [], max(min(timeout - charged, outer_left), 0.001))
+            if ready:
+                return
 
     def tensor(self, timeout: float) -> Any:
         frame = self.reply(timeout)
