@@ -220,10 +220,8 @@ def run_joint(
         answer = None if gate is None else _Answer(job, project, reports, gate)
         try:
             result = sandbox_run(
-                job,
                 project,
                 sandbox,
-                data_dir,
                 lambda project_dir: harness_run_spec(
                     job,
                     "joint",

@@ -10,6 +10,10 @@ report is the last `RESULT_PREFIX` line of stdout; every artifact it names must 
 with the sha256 it reported. A verified copy of each is kept under `work_dir/<phase>/verified/`,
 where the next phase and validation read it.
 
+Where the backend can hold them, the three phases share one sandbox start (`joint.py`), built
+from the same pieces here (`stage_job_dir`, `harness_run_spec`, `sandbox_run`, `accepted_report`,
+`collect_artifacts`); the functions below run one phase a start.
+
 Sandbox infrastructure errors (`SandboxError`) propagate: the worker retries those, as it does
 an authenticated `infrastructure` report; an unauthenticated outcome is the miner's failure.
 """
@@ -321,11 +325,9 @@ def harness_run_spec(
     )
 
 
-def sandbox_run(
-    job: EvaluationJob, project: Project, sandbox: Sandbox, data_dir: Path | None, spec_for: Callable[[Path], RunSpec]
-) -> RunResult:
-    """Write the project to a fresh world-readable directory (removed after), mount it with the
-    data, and run `spec_for(project_dir)` in the sandbox."""
+def sandbox_run(project: Project, sandbox: Sandbox, spec_for: Callable[[Path], RunSpec]) -> RunResult:
+    """Write the project to a fresh world-readable directory (removed after) and run
+    `spec_for(project_dir)` in the sandbox: the only time submitted files touch the host's disk."""
     project_dir = Path(tempfile.mkdtemp(prefix="prism-project-"))
     try:
         project_dir.chmod(0o755)
@@ -355,10 +357,8 @@ def _run(
     spec = replace(spec, entrypoint=project.entrypoint)
     job_dir, artifacts_dir, key, stdin = stage_job_dir(job, spec.phase, sandbox, [spec], extra_job_files)
     result = sandbox_run(
-        job,
         project,
         sandbox,
-        data_dir,
         lambda project_dir: harness_run_spec(
             job,
             spec.phase,
