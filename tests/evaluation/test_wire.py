@@ -6,7 +6,7 @@ import struct
 import pytest
 import torch
 
-from prism.evaluation.wire import KIND_JSON, KIND_TENSOR, Channel, Frame, WireError, WireTimeout
+from prism.evaluation.wire import KIND_JSON, KIND_TENSOR, KIND_TENSORS, Channel, Frame, WireError, WireTimeout
 
 
 @pytest.fixture
@@ -55,3 +55,43 @@ def test_oversized_frame_is_refused_before_allocation(channel_pair: tuple[Channe
     os.write(left.write_fd, struct.pack("<BQ", KIND_JSON, 1 << 40))
     with pytest.raises(WireError, match="exceeds"):
         right.recv(timeout=5)
+
+
+def test_a_whole_state_crosses_in_one_frame_as_aligned_views(channel_pair: tuple[Channel, Channel]) -> None:
+    left, right = channel_pair
+    state = [
+        torch.randn(3, 5),
+        torch.arange(7, dtype=torch.int64),
+        torch.empty(0, 4),
+        torch.ones(2, 2, dtype=torch.bfloat16),
+        torch.tensor(True),
+        torch.randn(4, 6).t(),  # not contiguous: sent in C order
+    ]
+    left.send_tensors(state)
+    frame = right.recv(timeout=5)
+    received = frame.tensors()
+    assert [t.dtype for t in received] == [t.dtype for t in state]
+    assert all(torch.equal(a, b) for a, b in zip(received, state, strict=True))
+    # Views of the frame's one buffer (no copy per tensor), each 64-aligned from the buffer's start.
+    base = received[0].data_ptr()
+    assert all((t.data_ptr() - base) % 64 == 0 for t in received if t.numel())
+    assert received[1].data_ptr() - base == 64  # 3x5 float32: 60 bytes, then the next boundary
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        (b"\x01\x00", "too short"),
+        (struct.pack("<I", 1 << 20), "exceed"),
+        (struct.pack("<I", 1) + struct.pack("<BB", 99, 0), "unknown dtype"),
+        (struct.pack("<I", 1) + struct.pack("<BB", 8, 9), "rank"),
+        (struct.pack("<I", 1) + struct.pack("<BB1Q", 8, 1, 4), "shorter"),  # 16 bytes promised, none sent
+        (struct.pack("<I", 1) + struct.pack("<BB1Q", 8, 1, 1) + b"\0" * 58 + b"\0" * 4 + b"x", "longer"),
+        (struct.pack("<I", 1) + struct.pack("<BB1Q", 8, 1, 1 << 62), "exceeds"),
+        (struct.pack("<I", 2) + struct.pack("<BB", 8, 0), "heads"),
+    ],
+    ids=["short", "count", "dtype", "rank", "short body", "trailing bytes", "huge", "missing head"],
+)
+def test_a_malformed_state_frame_is_refused(payload: bytes, error: str) -> None:
+    with pytest.raises(WireError, match=error):
+        Frame(KIND_TENSORS, bytearray(payload)).tensors()

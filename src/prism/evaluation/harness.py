@@ -50,7 +50,7 @@ from prism.evaluation.phase import (
 )
 from prism.evaluation.probes import InfraFailure, MinerFailure, Rejected
 from prism.evaluation.progress import ProgressEmitter
-from prism.evaluation.wire import Channel, Frame, WireError, WireTimeout
+from prism.evaluation.wire import Channel, Frame, WireError, WireTimeout, pipe
 
 PR_SET_DUMPABLE = 4
 _CHILD_ENV_KEYS = (
@@ -213,6 +213,17 @@ class ModelProcess:
         except WireError as exc:
             raise Rejected("protocol", f"the model's process sent a malformed tensor: {exc}", {}) from exc
 
+    def tensors(self, timeout: float, count: int) -> list[Any]:
+        """`count` tensors in one frame (a model's state)."""
+        frame = self.reply(timeout)
+        try:
+            found = frame.tensors()
+        except WireError as exc:
+            raise Rejected("protocol", f"the model's process sent a malformed state: {exc}", {}) from exc
+        if len(found) != count:
+            raise Rejected("protocol", f"the model's process named {count} state tensors and sent {len(found)}", {})
+        return found
+
     def message(self, timeout: float, op: str) -> dict[str, Any]:
         frame = self.reply(timeout)
         try:
@@ -243,8 +254,8 @@ def _spawn(
     env: dict[str, str], spec: PhaseSpec, submission: Path, forbidden: tuple[Path, ...]
 ) -> tuple[walls.Jailed, Channel]:
     """A model's process in a fresh interpreter, started through the jail's trampoline."""
-    to_child_r, to_child_w = os.pipe()
-    from_child_r, from_child_w = os.pipe()
+    to_child_r, to_child_w = pipe()
+    from_child_r, from_child_w = pipe()
     try:
         jailed = walls.spawn_jailed(
             [sys.executable, "-B", "-m", "prism.evaluation.model_proc", str(to_child_r), str(from_child_w)],

@@ -253,8 +253,7 @@ def send_state(channel: Channel, model: torch.nn.Module) -> None:
             by_storage.setdefault(key, []).append(name)
         tied = [names for names in by_storage.values() if len(names) > 1]
         channel.send_json({"op": "state", "names": list(state), "tied": tied})
-        for value in state.values():
-            channel.send_tensor(torch.Tensor.detach(value).as_subclass(torch.Tensor))
+        channel.send_tensors([torch.Tensor.detach(value).as_subclass(torch.Tensor) for value in state.values()])
 
 
 def serve(channel: Channel, host: ModelHost) -> None:

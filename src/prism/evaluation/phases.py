@@ -134,7 +134,7 @@ def _received_state(
     names = message.get("names")
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
         raise Rejected("protocol", "the state names are not a list of distinct strings", {})
-    tensors = {name: model.tensor(deadline - model.clock.now()) for name in names}
+    tensors = dict(zip(names, model.tensors(deadline - model.clock.now(), len(names)), strict=True))
     return measure.measure_state(graph, tensors, message.get("tied", [])), tensors
 
 

@@ -39,7 +39,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from prism.evaluation.wire import Channel
+from prism.evaluation.wire import Channel, pipe
 
 POOL_SIZE = 2  # the model's process and the replica
 
@@ -109,8 +109,8 @@ def fork_pool(size: int = POOL_SIZE) -> None:
         return  # a thread (none is expected) could hold a lock a child would wait on forever
     gc.freeze()
     for _ in range(size):
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
+        to_child_r, to_child_w = pipe()
+        from_child_r, from_child_w = pipe()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()

@@ -88,7 +88,7 @@ def read_state(model: ModelProcess, timeout: float) -> dict[str, torch.Tensor]:
     names = model.message(timeout, "state").get("names")
     if not isinstance(names, list) or len(set(map(str, names))) != len(names):
         raise Rejected("protocol", "the state names are not a list of distinct strings", {})
-    return {str(name): model.tensor(timeout) for name in names}
+    return dict(zip(map(str, names), model.tensors(timeout, len(names)), strict=True))
 
 
 def state_count(state: dict[str, torch.Tensor]) -> int:

@@ -5,9 +5,12 @@ process. A frame is either a small UTF-8 JSON object (control messages) or one t
 dtype code, a shape and its raw bytes. Every length is checked against a cap before anything is
 allocated, and a tensor's byte count must equal what its dtype and shape imply.
 
-    frame  := kind:u8 length:u64 payload
-    JSON   := utf-8 text of one JSON object (length <= MAX_JSON_BYTES)
-    TENSOR := dtype:u8 ndim:u8 dims:u64*ndim raw-bytes (C order, little-endian)
+    frame   := kind:u8 length:u64 payload
+    JSON    := utf-8 text of one JSON object (length <= MAX_JSON_BYTES)
+    TENSOR  := dtype:u8 ndim:u8 dims:u64*ndim raw-bytes (C order, little-endian)
+    TENSORS := count:u32 (dtype:u8 ndim:u8 dims:u64*ndim)*count, then each tensor's raw bytes at
+               the next multiple of 64 from the payload's start (a model's whole state in one
+               frame: one read, and tensors that are views of it, aligned)
 
 This module imports torch lazily inside functions so the host can import the codec tables.
 """
@@ -15,6 +18,7 @@ This module imports torch lazily inside functions so the host can import the cod
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import select
@@ -28,6 +32,9 @@ if TYPE_CHECKING:
 
 KIND_JSON = 1
 KIND_TENSOR = 2
+KIND_TENSORS = 3
+MAX_BATCH_TENSORS = 1 << 16
+_ALIGN = 64
 MAX_JSON_BYTES = 8 * 1024 * 1024
 MAX_TENSOR_BYTES = 8 * 1024**3
 MAX_NDIM = 8
@@ -93,6 +100,52 @@ class Frame:
             raise WireError("a JSON frame must hold an object")
         return value
 
+    def tensors(self) -> list[torch.Tensor]:
+        """The tensors of a TENSORS frame, each a view of the frame's own buffer."""
+        import torch
+
+        if self.kind != KIND_TENSORS:
+            raise WireError(f"expected a tensors frame, got kind {self.kind}")
+        payload = self.payload if isinstance(self.payload, bytearray) else bytearray(self.payload)
+        if len(payload) < 4:
+            raise WireError("tensors frame too short")
+        (count,) = struct.unpack_from("<I", payload, 0)
+        if count > MAX_BATCH_TENSORS:
+            raise WireError(f"{count} tensors in one frame exceed {MAX_BATCH_TENSORS}")
+        at, heads = 4, []
+        for _ in range(count):
+            if len(payload) < at + 2:
+                raise WireError("tensors frame too short for its heads")
+            code, ndim = payload[at], payload[at + 1]
+            if code not in DTYPES:
+                raise WireError(f"unknown dtype code {code}")
+            if ndim > MAX_NDIM or len(payload) < at + 2 + 8 * ndim:
+                raise WireError(f"bad tensor rank {ndim}")
+            shape = struct.unpack_from(f"<{ndim}Q", payload, at + 2)
+            numel = 1
+            for dim in shape:
+                numel *= dim
+            if numel * DTYPES[code][1] > MAX_TENSOR_BYTES:
+                raise WireError(f"a tensor of shape {shape} exceeds {MAX_TENSOR_BYTES} bytes")
+            heads.append((code, tuple(shape), numel))
+            at += 2 + 8 * ndim
+        found = []
+        for code, shape, numel in heads:
+            name, size, _ = DTYPES[code]
+            at = -(-at // _ALIGN) * _ALIGN
+            if at + numel * size > len(payload):
+                raise WireError("tensors frame shorter than its tensors")
+            dtype = getattr(torch, name)
+            found.append(
+                torch.frombuffer(payload, dtype=dtype, count=numel, offset=at).reshape(shape)
+                if numel
+                else torch.empty(shape, dtype=dtype)
+            )
+            at += numel * size
+        if at != len(payload):
+            raise WireError("tensors frame longer than its tensors")
+        return found
+
     def tensor(self) -> torch.Tensor:
         if self.kind != KIND_TENSOR:
             raise WireError(f"expected a tensor frame, got kind {self.kind}")
@@ -113,6 +166,19 @@ class Frame:
         if len(body) != expected:
             raise WireError(f"tensor of shape {shape} and dtype {name} needs {expected} bytes, got {len(body)}")
         return tensor_from_bytes(body, name, tuple(shape))
+
+
+PIPE_BYTES = 1 << 20
+
+
+def pipe() -> tuple[int, int]:
+    """A pipe that holds a whole logits or state frame of a small model (1 MiB, the kernel's default
+    ceiling for unprivileged processes), so a frame crosses in one or a few writes rather than a
+    context switch every 64 KiB. Best effort: a host with a lower ceiling keeps the default."""
+    read_fd, write_fd = os.pipe()
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    return read_fd, write_fd
 
 
 class Channel:
@@ -150,6 +216,37 @@ class Channel:
         self._write_all(_HEADER.pack(KIND_TENSOR, len(head) + len(body)) + head)
         self._write_all(body)
 
+    def send_tensors(self, tensors: list[torch.Tensor]) -> None:
+        """Several tensors in one TENSORS frame (see the module's grammar)."""
+        import torch
+
+        if len(tensors) > MAX_BATCH_TENSORS:
+            raise WireError(f"{len(tensors)} tensors in one frame exceed {MAX_BATCH_TENSORS}")
+        heads, flats = bytearray(struct.pack("<I", len(tensors))), []
+        for tensor in tensors:
+            name = str(tensor.dtype).removeprefix("torch.")
+            if name not in _CODE_BY_NAME:
+                raise WireError(f"dtype {tensor.dtype} cannot cross the wire")
+            shape = tuple(int(d) for d in tensor.shape)
+            if len(shape) > MAX_NDIM:
+                raise WireError(f"tensor rank {len(shape)} exceeds {MAX_NDIM}")
+            heads += struct.pack(f"<BB{len(shape)}Q", _CODE_BY_NAME[name], len(shape), *shape)
+            flats.append(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8))
+        at, offsets = len(heads), []
+        for flat in flats:
+            at = -(-at // _ALIGN) * _ALIGN
+            offsets.append(at)
+            at += flat.numel()
+        if at > MAX_TENSOR_BYTES:
+            raise WireError(f"tensors frame of {at} bytes exceeds {MAX_TENSOR_BYTES}")
+        buf = bytearray(at)
+        buf[: len(heads)] = heads
+        for flat, offset in zip(flats, offsets, strict=True):
+            if flat.numel():
+                torch.frombuffer(buf, dtype=torch.uint8, count=flat.numel(), offset=offset).copy_(flat)
+        self._write_all(_HEADER.pack(KIND_TENSORS, len(buf)))
+        self._write_all(buf)
+
     # -- receiving ------------------------------------------------------------------------------
     def _read_exact(self, count: int, deadline: float | None) -> bytearray:
         buf = bytearray(count)
@@ -174,9 +271,9 @@ class Channel:
         kind, length = _HEADER.unpack(self._read_exact(_HEADER.size, deadline))
         if kind == KIND_JSON and length > MAX_JSON_BYTES:
             raise WireError(f"JSON frame of {length} bytes exceeds {MAX_JSON_BYTES}")
-        if kind == KIND_TENSOR and length > MAX_TENSOR_BYTES:
+        if kind in (KIND_TENSOR, KIND_TENSORS) and length > MAX_TENSOR_BYTES:
             raise WireError(f"tensor frame of {length} bytes exceeds {MAX_TENSOR_BYTES}")
-        if kind not in (KIND_JSON, KIND_TENSOR):
+        if kind not in (KIND_JSON, KIND_TENSOR, KIND_TENSORS):
             raise WireError(f"unknown frame kind {kind}")
         return Frame(kind, self._read_exact(length, deadline))
 
