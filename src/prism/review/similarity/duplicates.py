@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from itertools import compress
 from typing import Any, Literal
@@ -65,6 +65,9 @@ class Candidate:
     band_hits: int
     fingerprint: SourceFingerprint
     scored: bool = False  # completed with a score-eligible result
+    # The fingerprint's value sets when the store has them already (its decode cache), else None:
+    # the same values as `hash_sets(fingerprint)`, only not built again per lookup.
+    sets: HashSets | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,8 +275,9 @@ def _score(
     scored: bool = False,
     new_sets: HashSets | None = None,
     new_region: Mapping[int, int] | None = None,  # the new fingerprint's value -> region, built once
+    prior_sets: HashSets | None = None,
 ) -> CandidateScore:
-    c = compare_sources(new, prior, policy, new_sets=new_sets)
+    c = compare_sources(new, prior, policy, new_sets=new_sets, prior_sets=prior_sets)
     if c.relation == "unrelated":
         regions: tuple[RegionMatch, ...] = ()
     else:
@@ -414,6 +418,7 @@ def decide_source(
             scored=c.scored,
             new_sets=mine,
             new_region=region,
+            prior_sets=c.sets,
         )
         for c in ordered
     ]
