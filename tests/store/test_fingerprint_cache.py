@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prism.review.similarity.duplicates import hash_sets
+from prism.review.similarity.duplicates import value_parts
 from prism.review.similarity.errors import SimilarityError
 from prism.store.fingerprint_cache import FingerprintCache
 from tests.review.similarity_support import corpus_fingerprints
@@ -15,7 +15,7 @@ def test_decoding_through_the_cache_equals_decoding_the_blob() -> None:
     for name, fp in corpus_fingerprints().items():
         first = cache.decode(name, fp.to_blob())
         assert first.fingerprint == fp
-        assert first.sets == hash_sets(fp)
+        assert first.parts == value_parts(fp)
         assert cache.decode(name, fp.to_blob()) is first  # the same bytes again: decoded once
     stats = cache.stats()
     assert (stats.hits, stats.misses) == (len(corpus_fingerprints()),) * 2

@@ -337,7 +337,7 @@ def test_the_decode_cache_changes_no_candidate_and_no_decision(engine: Engine) -
                 assert [(c.submission_id, c.fingerprint) for c in cached] == [
                     (c.submission_id, c.fingerprint) for c in fresh
                 ]
-                assert all(c.sets is not None for c in cached)
+                assert all(c.parts is not None for c in cached)
                 with_sets = decide_source(copy, hotkey="hk-new", candidates=cached, policy=POLICY)
                 without = decide_source(copy, hotkey="hk-new", candidates=fresh, policy=POLICY)
                 assert with_sets == without

@@ -394,7 +394,7 @@ def find_candidates(
                 band_hits=hits,
                 fingerprint=decoded.fingerprint,
                 scored=status == "completed" and bool(eligible),
-                sets=decoded.sets,
+                parts=decoded.parts,
             )
         )
     out.sort(key=lambda c: (-c.band_hits, c.created_at, c.submission_id))
