@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/similarity.py [--sizes 1000,10000,100000] [--cache-dir DIR]
         [--scale-only] [--postgres postgresql+psycopg://...] [--variants 10] [--combos 8]
+        [--queries 40] [--warm-lookups 300]
 
 1. Recall, per copier (each copy decided against its original from another hotkey; detected =
    quarantine or reject):
@@ -20,13 +21,17 @@
    arrive at random times among them, each before its own forks, not all first. `--cache-dir`
    keeps each size's database (100k builds in minutes) and reuses it while the synthesis is the
    same. Queries (copies, new forks, exact resubmissions, unrelated programs) are stored and looked
-   up as the pipeline does (`find_candidates` + `decide_source`, CPU), interleaved query by query
-   with the baseline: a linear scan over every snapshot's hash set held in memory (containment
-   both ways, best `candidate_limit`, the same decision). Prints the ratio (and the candidate
-   search alone), whether the original was among the candidates when the original alone would
-   flag the query, how often the decision equals the exhaustive one (every prior sharing a value
-   or digest, no band, cap or limit), and memory per snapshot. `--postgres` repeats the lookups on
-   PostgreSQL (wall time and client CPU).
+   up as the pipeline does (`find_candidates` + `decide_source`, CPU), twice: with the process's
+   decode cache of candidate fingerprints (first filled by `--warm-lookups` earlier lookups of
+   *other* queries, as a worker that has served traffic has it) and with none; interleaved query
+   by query with the baseline (a linear scan over every snapshot's hash set held in memory:
+   containment both ways, best `candidate_limit`, the same decision), each lookup after a pass over
+   the baseline's sets so neither finds the other's data in the CPU caches. Prints both ratios
+   (and of the candidate search alone), the cache's hit rate and bytes, whether the original was
+   among the candidates when the original alone would flag the query, how often the decision (with
+   and without the cache) equals the exhaustive one (every prior sharing a value or digest, no
+   band, cap or limit), and memory per snapshot. `--postgres` repeats the lookups on PostgreSQL
+   (wall time and client CPU).
 
 Exits 1 when a recall, false-flag, agreement or original-recall target is missed. Not a test:
 numbers depend on the machine.
@@ -586,17 +591,17 @@ def postgres_lookups(
     disagreements: list[str] = []
     agree_exact = 0
     with Session(engine) as session:
-        lookup(session, 0, queries[0], built, originals, None)
+        lookup(session, 0, queries[0], built, originals, None, NO_CACHE)
         for j, query in enumerate(queries, start=1):
-            lookup(session, j, query, built, originals, index)
+            lookup(session, j, query, built, originals, index, NO_CACHE)  # cache off: it holds the SQLite run's blobs
             exact = exact_decision(query.fingerprint, memory)
             agree_exact += exact == index.outcomes[-1]
             if exact != index.outcomes[-1]:
                 disagreements.append(f"{query.kind} of {query.name}: index {index.outcomes[-1]}, exact {exact}")
     engine.dispose()
     print(
-        f"    PostgreSQL ({size} snapshots, built in {built.build_s:.0f} s wall): index lookup + decision median "
-        f"{statistics.median(index.wall_ms):.2f} ms wall (p90 {_p90(index.wall_ms):.2f}), "
+        f"    PostgreSQL ({size} snapshots, built in {built.build_s:.0f} s wall): index lookup + decision "
+        f"(no decode cache) median {statistics.median(index.wall_ms):.2f} ms wall (p90 {_p90(index.wall_ms):.2f}), "
         f"{statistics.median(index.cpu_ms):.2f} ms client CPU"
     )
     return _agreement(queries, index, agree_exact, None, disagreements)
