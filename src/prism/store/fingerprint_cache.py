@@ -2,9 +2,10 @@
 
 The candidate search returns each candidate's stored blob; decoding it (JSON header, regions,
 columns) and splitting its values by part for the exact comparison was most of a lookup's CPU
-after the statement (0.6-0.9 ms of ~1.2 ms for ~17 candidates, cache-cold, at 100k snapshots). The same priors come back lookup after lookup: a key's postings are read
-oldest first and capped, so the first holders of common keys (a popular model's original and its
-early forks) are candidates of every later copy or fork of it. Those are decoded once per process.
+after the statement (0.6-0.9 ms of ~1.2 ms for ~17 candidates, cache-cold, at 100k snapshots).
+The same priors come back lookup after lookup: a key's postings are read oldest first and capped,
+so the first holders of common keys (a popular model's original and its early forks) are
+candidates of every later copy or fork of it. Those are decoded once per process.
 
 Keyed by (submission id, blake2b of the blob): a fingerprint replaced in the database (a new
 `FINGERPRINT_VERSION`, a re-fingerprint) has other bytes and so misses, so what the cache returns
