@@ -17,6 +17,7 @@ from prism.review.similarity.graph import graph_fingerprint
 from prism.runtime_config import SimilarityPolicy
 from prism.store.base import Base
 from prism.store.db import make_engine
+from prism.store.fingerprint_cache import FingerprintCache
 from prism.store.fingerprints import (
     SimilarityBand,
     SourceFingerprintRow,
@@ -319,3 +320,32 @@ def test_fingerprints_of_an_older_version_are_redone_not_lost(engine: Engine) ->
         save_fingerprint_once(session, "old", fp)
         assert unfingerprinted_priors(session, before=T0 + timedelta(minutes=5)) == []
         assert [c.submission_id for c in find_candidates(session, fp, submission_id="new")] == ["old"]
+
+
+def test_the_decode_cache_changes_no_candidate_and_no_decision(engine: Engine) -> None:
+    fps = corpus_fingerprints()
+    shared = FingerprintCache()
+    with Session(engine) as session, session.begin():
+        for i, (name, _fp) in enumerate(fps.items()):
+            _submit(session, f"s-{name}", f"hk-{i}", minute=i)
+        save_fingerprints_bulk(session, [(f"s-{name}", fp) for name, fp in fps.items()])
+        for name, project in list(corpus().items())[:6]:
+            copy = fingerprint_project(obfuscate(project, 5))
+            for _ in range(2):  # the second lookup is served from the cache
+                cached = find_candidates(session, copy, limit=5, cache=shared)
+                fresh = find_candidates(session, copy, limit=5, cache=FingerprintCache(max_entries=0))
+                assert [(c.submission_id, c.fingerprint) for c in cached] == [
+                    (c.submission_id, c.fingerprint) for c in fresh
+                ]
+                assert all(c.parts is not None for c in cached)
+                with_sets = decide_source(copy, hotkey="hk-new", candidates=cached, policy=POLICY)
+                without = decide_source(copy, hotkey="hk-new", candidates=fresh, policy=POLICY)
+                assert with_sets == without
+                assert with_sets.outcome == "quarantine", name
+        assert shared.stats().hits > 0
+        # A candidate re-fingerprinted in the database (it was cached above) is read as it now is.
+        target = next(iter(fps))
+        replacement = fps["wavenet" if target != "wavenet" else "gpt_mini"]
+        save_fingerprint(session, f"s-{target}", replacement)
+        found = {c.submission_id: c for c in find_candidates(session, replacement, limit=50, cache=shared)}
+        assert found[f"s-{target}"].fingerprint == replacement

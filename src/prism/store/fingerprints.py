@@ -52,6 +52,7 @@ from prism.review.similarity.duplicates import Candidate, DuplicateReport, Graph
 from prism.review.similarity.fingerprint import FINGERPRINT_VERSION, SourceFingerprint
 from prism.review.similarity.graph import GraphFingerprint
 from prism.store.base import Base, JsonDoc, UtcDateTime, utcnow
+from prism.store.fingerprint_cache import CANDIDATE_CACHE, FingerprintCache
 from prism.store.models import Architecture, Submission
 
 DEFAULT_POSTING_CAP = 64
@@ -360,6 +361,7 @@ def find_candidates(
     exclude_hotkey: str | None = None,
     limit: int = 20,
     posting_cap: int = DEFAULT_POSTING_CAP,
+    cache: FingerprintCache = CANDIDATE_CACHE,
 ) -> list[Candidate]:
     """Earlier submissions that share LSH bands (or the exact normalized hash) with `fp`.
 
@@ -367,7 +369,8 @@ def find_candidates(
     `posting_cap` prior postings and the exact-digest matches, ranks them by band hits and returns
     the best `limit` with their fingerprints. `created_at` is the named submission's, when the
     caller has it (saves the first statement). `exclude_hotkey` drops that hotkey's submissions
-    from the ranking (its postings still count towards a key's cap).
+    from the ranking (its postings still count towards a key's cap). Candidates' blobs are decoded
+    through `cache` (the process's, unless another is given): the same bytes are decoded once.
     """
     before = _before(session, submission_id, created_at)
     keys = sorted(set(fp.band_keys))
@@ -377,19 +380,23 @@ def find_candidates(
     if exclude_hotkey is not None:
         params["exclude_hotkey"] = exclude_hotkey
     shape = (None if lateral else len(keys), "before_us" in params, exclude_hotkey is not None)
-    out = [
-        Candidate(
-            submission_id=sid,
-            hotkey=hotkey,
-            status=status,
-            created_at=created,
-            band_hits=hits,
-            fingerprint=SourceFingerprint.from_blob(data),
-            scored=status == "completed" and bool(eligible),
+    out = []
+    for sid, hits, version, data, hotkey, status, created, eligible in _candidate_rows(session, shape, params):
+        if version != FINGERPRINT_VERSION:
+            continue
+        decoded = cache.decode(sid, data)
+        out.append(
+            Candidate(
+                submission_id=sid,
+                hotkey=hotkey,
+                status=status,
+                created_at=created,
+                band_hits=hits,
+                fingerprint=decoded.fingerprint,
+                scored=status == "completed" and bool(eligible),
+                parts=decoded.parts,
+            )
         )
-        for sid, hits, version, data, hotkey, status, created, eligible in _candidate_rows(session, shape, params)
-        if version == FINGERPRINT_VERSION
-    ]
     out.sort(key=lambda c: (-c.band_hits, c.created_at, c.submission_id))
     return out
 

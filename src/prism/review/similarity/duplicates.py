@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from itertools import compress
 from typing import Any, Literal
@@ -65,6 +65,9 @@ class Candidate:
     band_hits: int
     fingerprint: SourceFingerprint
     scored: bool = False  # completed with a score-eligible result
+    # The fingerprint's values split by part when the store has them already (its decode cache),
+    # else None: exactly `value_parts(fingerprint)`, only not split again per lookup.
+    parts: ValueParts | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +181,19 @@ def hash_sets(fp: SourceFingerprint) -> HashSets:
     return HashSets(frozenset(values), frozenset(architecture), frozenset(training))
 
 
+@dataclass(frozen=True, slots=True)
+class ValueParts:
+    """A prior's values, whole and by part, as plain sequences: the comparison only iterates them."""
+
+    all: Sequence[int]
+    architecture: Sequence[int]
+    training: Sequence[int]
+
+
+def value_parts(fp: SourceFingerprint) -> ValueParts:
+    return ValueParts(*_parts(fp))
+
+
 def _parts(fp: SourceFingerprint) -> tuple[Sequence[int], list[int], list[int]]:
     """All values (unique), the architecture's and the training code's, as plain sequences."""
     kinds = [r.kind for r in fp.regions]
@@ -193,7 +209,7 @@ def compare_sources(
     policy: SimilarityPolicy,
     *,
     new_sets: HashSets | None = None,
-    prior_sets: HashSets | None = None,
+    prior_parts: HashSets | ValueParts | None = None,
 ) -> _Comparison:
     """Containment both ways, and whether the new code brings functional training code.
 
@@ -201,7 +217,8 @@ def compare_sources(
     is built per candidate. A fingerprint's values are unique, so their count is the set's size.
     """
     mine = new_sets or hash_sets(new)
-    b, arch_b, train_b = (prior_sets.all, prior_sets.architecture, prior_sets.training) if prior_sets else _parts(prior)
+    parts = prior_parts or value_parts(prior)
+    b, arch_b, train_b = parts.all, parts.architecture, parts.training
     a = mine.all
     common = a.intersection(b)  # each intersection once: this runs for every candidate of every lookup
     shared = len(common)
@@ -272,8 +289,9 @@ def _score(
     scored: bool = False,
     new_sets: HashSets | None = None,
     new_region: Mapping[int, int] | None = None,  # the new fingerprint's value -> region, built once
+    prior_parts: ValueParts | None = None,
 ) -> CandidateScore:
-    c = compare_sources(new, prior, policy, new_sets=new_sets)
+    c = compare_sources(new, prior, policy, new_sets=new_sets, prior_parts=prior_parts)
     if c.relation == "unrelated":
         regions: tuple[RegionMatch, ...] = ()
     else:
@@ -414,6 +432,7 @@ def decide_source(
             scored=c.scored,
             new_sets=mine,
             new_region=region,
+            prior_parts=c.parts,
         )
         for c in ordered
     ]
