@@ -247,6 +247,7 @@ class ModelProcess:
             pass
         self.kill()
         self.channel.close()
+        self.clock.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 

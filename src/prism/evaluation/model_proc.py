@@ -180,7 +180,7 @@ class ModelHost:
     def replay(self, message: dict[str, Any], channel: Channel) -> None:
         """A recorded call redone from the state the recorder sends (the replica's one job)."""
         names = [str(n) for n in message.get("names", [])]
-        tensors = {name: channel.recv_tensor() for name in names}
+        tensors = dict(zip(names, channel.recv().tensors(), strict=True))
         inputs = channel.recv_tensor().to(self.device).long()
         targets = channel.recv_tensor().to(self.device).long() if message.get("with_step") else None
         self.load_state(tensors)

@@ -79,7 +79,9 @@ def check_logits(logits: torch.Tensor, batch: int, seq_len: int, where: str) -> 
             f"{where}: logits must be float32 of shape {expected}, got {tuple(logits.shape)} {logits.dtype}",
             {"expected_shape": list(expected), "shape": list(logits.shape)},
         )
-    if not bool(torch.isfinite(logits).all()):
+    # A NaN or an infinity anywhere makes the sum non-finite; only then (or on an overflowing sum
+    # of finite values) is each element looked at: one reduction per batch when all is well.
+    if not math.isfinite(float(logits.sum())) and not bool(torch.isfinite(logits).all()):
         bad = int((~torch.isfinite(logits)).sum())
         raise Rejected("non_finite_logits", f"{where}: {bad} logits are NaN or infinite", {"non_finite": bad})
 

@@ -201,8 +201,7 @@ class Replica:
             channel.send_json(
                 {"op": "replay", "names": list(state), "seed": seed, "mode": mode, "with_step": targets is not None}
             )
-            for tensor in state.values():
-                channel.send_tensor(tensor)
+            channel.send_tensors(list(state.values()))
             channel.send_tensor(inputs)
             if targets is not None:
                 channel.send_tensor(targets)
