@@ -159,8 +159,17 @@ class _Answer:
         self.ended = False
         self.went_on = False
         self.error: BaseException | None = None
+        self.called = False
+        self.answered = threading.Event()
 
     def __call__(self) -> bytes:
+        self.called = True
+        try:
+            return self._answer()
+        finally:
+            self.answered.set()
+
+    def _answer(self) -> bytes:
         self.reports.inspect_seen.wait()
         if self.ended:
             return b""
@@ -182,8 +191,12 @@ class _Answer:
         return GO_LINE if self.went_on else b"stop\n"
 
     def end(self) -> None:
+        """The run is over: an answer not begun is not given; one being decided is waited for
+        (a sandbox killed mid-decision must not leave the decision running behind its caller)."""
         self.ended = True
         self.reports.inspect_seen.set()
+        if self.called:
+            self.answered.wait()
 
 
 def _graph(text: str, inspect: InspectResult) -> dict[str, Any]:
