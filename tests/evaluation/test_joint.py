@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,8 @@ from prism.evaluation.runner import run_heldout, run_inspect, run_train, verifie
 from prism.intake.project import Project
 from prism.runtime_config import EvaluationBudget, RuntimeConfig
 from prism.sandbox import get_sandbox
-from prism.sandbox.spec import RunResult, RunSpec, Sandbox
+from prism.sandbox.spec import RunResult, RunSpec
+from tests.counted_sandbox import Counted
 
 from .conftest import EXAMPLE
 
@@ -51,24 +52,6 @@ def in_sandbox(test: Any) -> Any:
     for mark in marks:
         test = mark(test)
     return test
-
-
-@dataclass
-class Counted:
-    """The real backend, counting its starts."""
-
-    inner: Sandbox
-    labels: list[str] = field(default_factory=list)
-    stdout: list[str] = field(default_factory=list)
-    name: str = "bubblewrap"
-    accepts_stdin: bool = True
-    live_stdout: bool = True
-
-    def run(self, spec: RunSpec) -> RunResult:
-        self.labels.append(spec.labels["prism.phase"])
-        result = self.inner.run(spec)
-        self.stdout.append(result.stdout)
-        return result
 
 
 def _job(tmp_path: Path, dataset: LockedDataset, name: str) -> EvaluationJob:

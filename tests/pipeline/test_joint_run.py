@@ -3,7 +3,6 @@ anything is trained; past it, train and held-out from the same start. Real bubbl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -19,30 +18,12 @@ from prism.pipeline import eval_steps
 from prism.pipeline.context import StepContext, StepOutcome
 from prism.pipeline.worker import Worker
 from prism.sandbox import get_sandbox
-from prism.sandbox.spec import RunResult, RunSpec, Sandbox
 from tests.conftest import TOKEN
+from tests.counted_sandbox import Counted
 from tests.pipeline.conftest import HOTKEYS, SMOKE_ONLY, example_files, project_zip, submit, use_runtime_config
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@dataclass
-class Counted:
-    """The real backend, counting its starts."""
-
-    inner: Sandbox
-    labels: list[str] = field(default_factory=list)
-    stdout: list[str] = field(default_factory=list)
-    name: str = "bubblewrap"
-    accepts_stdin: bool = True
-    live_stdout: bool = True
-
-    def run(self, spec: RunSpec) -> RunResult:
-        self.labels.append(spec.labels["prism.phase"])
-        result = self.inner.run(spec)
-        self.stdout.append(result.stdout)
-        return result
 
 
 def _stages(api: TestClient, sid: str) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from prism.evaluation.phase import (
     Phase,
     verify_report_line,
 )
-from prism.evaluation.progress import ProgressPoint, ProgressTap
+from prism.evaluation.progress import Lines, ProgressPoint, ProgressTap
 from prism.evaluation.results import HeldoutResult, InspectResult, TrainResult
 from prism.evaluation.runner import (
     SANDBOX_SLACK_SECONDS,
@@ -109,26 +109,13 @@ class _Reports:
         self.lines: dict[Phase, list[str]] = {phase: [] for phase in PHASES}
         self.inspect_seen = threading.Event()
         self._progress = None if on_progress is None else ProgressTap(key, "train", on_progress)
-        self._pending = bytearray()
-        self._skipping = False
+        self._lines = Lines(MAX_REPORT_LINE_BYTES)
         self._lock = threading.Lock()
 
     def __call__(self, chunk: bytes) -> None:
         if self._progress is not None:
             self._progress(chunk)
-        self._pending += chunk
-        while True:
-            end = self._pending.find(b"\n")
-            if end < 0:
-                if len(self._pending) > MAX_REPORT_LINE_BYTES:
-                    self._pending.clear()
-                    self._skipping = True
-                return
-            raw = bytes(self._pending[:end])
-            del self._pending[: end + 1]
-            if self._skipping:
-                self._skipping = False
-                continue
+        for raw in self._lines.feed(chunk):
             if raw.startswith(RESULT_PREFIX.encode()):
                 self._line(raw.decode("utf-8", errors="replace"))
 

@@ -155,6 +155,33 @@ def parse_progress_line(key: bytes, phase: str, line: str) -> ProgressPoint | No
     )
 
 
+class Lines:
+    """Whole lines out of a stream's chunks as they arrive: a partial line is held until its end
+    comes, and one longer than `max_bytes` is dropped, up to and including its end."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._pending = bytearray()
+        self._skipping = False
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        self._pending += chunk
+        lines: list[bytes] = []
+        while True:
+            end = self._pending.find(b"\n")
+            if end < 0:
+                if len(self._pending) > self.max_bytes:
+                    self._pending.clear()
+                    self._skipping = True
+                return lines
+            raw = bytes(self._pending[:end])
+            del self._pending[: end + 1]
+            if self._skipping:
+                self._skipping = False
+                continue
+            lines.append(raw)
+
+
 class ProgressTap:
     """The host's side: fed raw stdout chunks as they arrive, passes on each verified new point.
 
@@ -173,23 +200,10 @@ class ProgressTap:
         self.max_points = max_points
         self.points = 0
         self._last: ProgressPoint | None = None
-        self._pending = bytearray()
-        self._skipping = False
+        self._lines = Lines(MAX_LINE_BYTES)
 
     def __call__(self, chunk: bytes) -> None:
-        self._pending += chunk
-        while True:
-            end = self._pending.find(b"\n")
-            if end < 0:
-                if len(self._pending) > MAX_LINE_BYTES:
-                    self._pending.clear()
-                    self._skipping = True
-                return
-            raw = bytes(self._pending[:end])
-            del self._pending[: end + 1]
-            if self._skipping:
-                self._skipping = False
-                continue
+        for raw in self._lines.feed(chunk):
             self._line(raw)
 
     def _line(self, raw: bytes) -> None:
