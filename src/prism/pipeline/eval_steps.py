@@ -176,11 +176,12 @@ def _graph_document(job: EvaluationJob) -> dict[str, Any]:
 
 
 def graph_duplicates_step(ctx: StepContext) -> StepOutcome:
-    ahead = _ahead(ctx, load_job(ctx))
+    job = load_job(ctx)
+    ahead = _ahead(ctx, job)
     if ahead is not None and ahead.graph is not None:
         return ahead.graph  # decided at the joint run's gate, before anything was trained
     inspect = InspectResult.from_json(ctx.records["inspect"]["inspect"])
-    return _graph_decision(ctx, inspect, _graph_document(load_job(ctx)))
+    return _graph_decision(ctx, inspect, _graph_document(job))
 
 
 def _graph_decision(ctx: StepContext, inspect: InspectResult, graph: dict[str, Any]) -> StepOutcome:
